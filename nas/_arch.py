@@ -1,0 +1,276 @@
+"""An architecture as a value: frozen, hashable, with one canonical string (pure Python, no torch).
+
+String form (stages joined by "-", knobs of a stage joined by "_"):
+
+    stem16-c32_d2_s2_k3_g1_pnone_f0_a0_r0-c64_d2_s2_k1.3.5.pool_g1_pbefore_f1_a1_r0
+
+    stemN     stem conv width (3 x 3, stride 1)
+    cN        stage width (output channels of every block)
+    dN        depth (blocks in the stage; the knobs below are shared by them)
+    sN        stride of the stage's first block (1 or 2)
+    kA.B..    parallel branches, concatenated: spatial kernels 1/3/5/7, or pool (3x3 max -> 1x1)
+    gN | gdw  segments of each spatial conv (its groups): 1 = normal, dw = one per channel
+    pX        where the 1x1 channel mix sits: none, before, after, both (bottleneck)
+    f0 | f1   factorize k x k (k >= 5) into stacked 3 x 3
+    a0 | a1   activation between the spatial and the pointwise step
+    r0 | r1   residual connection around each block
+
+Architectures that build the same network share one string: the constructor canonicalizes
+(sorted branches, knobs that cannot matter reset, segments lowered to what the channels allow,
+mergeable stages merged), so `Arch.parse(str(a)) == a` and equality is network identity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from nas._channels import branch_widths, resolve_groups, spatial_conv_shapes
+
+BRANCH_ORDER = ("1", "3", "5", "7", "pool")
+POINTWISE_PLACES = ("none", "before", "after", "both")
+STRIDES = (1, 2)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: `depth` blocks of `width` channels that share their knobs."""
+
+    width: int
+    depth: int
+    stride: int
+    branches: tuple[str, ...]
+    segments: int | str
+    pointwise: str
+    factorize: bool
+    mid_act: bool
+    residual: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"stage width must be a positive int, got {self.width!r}")
+        if not isinstance(self.depth, int) or self.depth < 1:
+            raise ValueError(f"stage depth must be a positive int, got {self.depth!r}")
+        if self.stride not in STRIDES:
+            raise ValueError(f"stage stride must be 1 or 2, got {self.stride!r}")
+        branches = tuple(str(branch) for branch in self.branches)
+        unknown = [branch for branch in branches if branch not in BRANCH_ORDER]
+        if not branches or unknown:
+            raise ValueError(
+                f"branches must be a non-empty subset of {', '.join(BRANCH_ORDER)}, "
+                f"got {self.branches!r}"
+            )
+        if len(set(branches)) != len(branches):
+            raise ValueError(f"branches repeat a kernel: {self.branches!r}")
+        if len(branches) > self.width:
+            raise ValueError(f"{len(branches)} branches do not fit in width {self.width}")
+        if self.segments != "dw" and not (isinstance(self.segments, int) and self.segments >= 1):
+            raise ValueError(f"segments must be an int >= 1 or 'dw', got {self.segments!r}")
+        if self.pointwise not in POINTWISE_PLACES:
+            raise ValueError(
+                f"pointwise must be one of {', '.join(POINTWISE_PLACES)}, got {self.pointwise!r}"
+            )
+        object.__setattr__(self, "branches", tuple(sorted(branches, key=BRANCH_ORDER.index)))
+        for flag in ("factorize", "mid_act", "residual"):
+            object.__setattr__(self, flag, bool(getattr(self, flag)))
+
+    @property
+    def spatial_kernels(self) -> tuple[int, ...]:
+        """Kernels of the branches that have a spatial conv (k >= 3)."""
+        return tuple(int(b) for b in self.branches if b not in ("1", "pool"))
+
+    def block_in_channels(self, stage_in_chs: int) -> list[int]:
+        """Input channels of each block: the first block takes the previous stage's width."""
+        return [stage_in_chs] + [self.width] * (self.depth - 1)
+
+    def spatial_convs(self, stage_in_chs: int) -> list[tuple[int, int]]:
+        """(in, out) channels of every spatial conv of every block in this stage."""
+        shapes = []
+        for in_chs in self.block_in_channels(stage_in_chs):
+            widths = branch_widths(self.width, len(self.branches))
+            for branch, branch_chs in zip(self.branches, widths):
+                shapes += spatial_conv_shapes(
+                    in_chs, branch_chs, branch, self.pointwise, self.factorize
+                )
+        return shapes
+
+    def canonical(self, stage_in_chs: int) -> Stage:
+        """The same network with every knob that cannot matter set to its one canonical value."""
+        stage = self
+        if not stage.spatial_kernels:
+            stage = replace(stage, segments=1, pointwise="none", factorize=False, mid_act=False)
+        if not any(kernel >= 5 for kernel in stage.spatial_kernels):
+            stage = replace(stage, factorize=False)
+        if stage.pointwise == "none":
+            stage = replace(stage, mid_act=False)
+        convs = stage.spatial_convs(stage_in_chs)
+        if convs:
+            groups = [resolve_groups(cin, cout, stage.segments) for cin, cout in convs]
+            most = [resolve_groups(cin, cout, "dw") for cin, cout in convs]
+            # The smallest request that yields the same groups on every conv is their maximum.
+            segments = "dw" if groups == most and max(most) > 1 else max(groups)
+            stage = replace(stage, segments=segments)
+        return stage
+
+    def knobs(self) -> tuple:
+        """Everything but width, depth and stride: what blocks of a merged stage must share."""
+        return (
+            self.branches,
+            self.segments,
+            self.pointwise,
+            self.factorize,
+            self.mid_act,
+            self.residual,
+        )
+
+    def to_token(self) -> str:
+        """This stage's part of the canonical string."""
+        return "_".join(
+            [
+                f"c{self.width}",
+                f"d{self.depth}",
+                f"s{self.stride}",
+                "k" + ".".join(self.branches),
+                f"g{self.segments}",
+                f"p{self.pointwise}",
+                f"f{int(self.factorize)}",
+                f"a{int(self.mid_act)}",
+                f"r{int(self.residual)}",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole network: stem conv -> stages -> global average pool -> linear head."""
+
+    stem: int
+    stages: tuple[Stage, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stem, int) or self.stem < 1:
+            raise ValueError(f"stem width must be a positive int, got {self.stem!r}")
+        if not self.stages:
+            raise ValueError("an architecture needs at least one stage")
+        canonical: list[Stage] = []
+        in_chs = self.stem
+        for stage in self.stages:
+            stage = stage.canonical(in_chs)
+            previous = canonical[-1] if canonical else None
+            # Two stride-1-joined stages with one width and one set of knobs are one deeper stage.
+            if (
+                previous is not None
+                and stage.stride == 1
+                and stage.width == previous.width
+                and stage.knobs() == previous.knobs()
+            ):
+                merged = replace(previous, depth=previous.depth + stage.depth)
+                canonical[-1] = merged.canonical(self.stage_in_channels_of(canonical, -1))
+            else:
+                canonical.append(stage)
+            in_chs = stage.width
+        object.__setattr__(self, "stages", tuple(canonical))
+
+    def stage_in_channels_of(self, stages: list[Stage], index: int) -> int:
+        index = index % len(stages)
+        return self.stem if index == 0 else stages[index - 1].width
+
+    def stage_in_channels(self) -> list[int]:
+        """Input channels of each stage."""
+        return [self.stem] + [stage.width for stage in self.stages[:-1]]
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1].width
+
+    @property
+    def total_stride(self) -> int:
+        return math.prod(stage.stride for stage in self.stages)
+
+    def __str__(self) -> str:
+        return "-".join([f"stem{self.stem}"] + [stage.to_token() for stage in self.stages])
+
+    @classmethod
+    def parse(cls, text: str) -> Arch:
+        """Read an architecture from its string form; ValueError names the token at fault."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("empty architecture string")
+        parts = text.strip().split("-")
+        stem_token = parts[0]
+        if not stem_token.startswith("stem") or not stem_token[4:].isdigit():
+            raise ValueError(f"bad token {stem_token!r}: the string must start with stemN")
+        stages = [_parse_stage(part, number) for number, part in enumerate(parts[1:], 1)]
+        if not stages:
+            raise ValueError(f"no stages after {stem_token!r}: expected -c.._d.._s.._k.. tokens")
+        return cls(stem=int(stem_token[4:]), stages=tuple(stages))
+
+
+_STAGE_KEYS = ("c", "d", "s", "k", "g", "p", "f", "a", "r")
+
+
+def _parse_stage(part: str, number: int) -> Stage:
+    tokens = part.split("_")
+    if len(tokens) != len(_STAGE_KEYS):
+        raise ValueError(
+            f"stage {number} {part!r} has {len(tokens)} tokens, expected 9: "
+            "c<width>_d<depth>_s<stride>_k<kernels>_g<segments>_p<place>_f<0|1>_a<0|1>_r<0|1>"
+        )
+    values: dict[str, str] = {}
+    for key, token in zip(_STAGE_KEYS, tokens):
+        if not token.startswith(key) or len(token) == len(key):
+            raise ValueError(f"bad token {token!r} in stage {number}: expected {key}<value>")
+        values[key] = token[len(key) :]
+
+    def integer(key: str) -> int:
+        if not values[key].isdigit():
+            raise ValueError(f"bad token {key + values[key]!r} in stage {number}: not an integer")
+        return int(values[key])
+
+    def flag(key: str) -> bool:
+        if values[key] not in ("0", "1"):
+            raise ValueError(f"bad token {key + values[key]!r} in stage {number}: expected 0 or 1")
+        return values[key] == "1"
+
+    segments: int | str = "dw" if values["g"] == "dw" else integer("g")
+    try:
+        return Stage(
+            width=integer("c"),
+            depth=integer("d"),
+            stride=integer("s"),
+            branches=tuple(values["k"].split(".")),
+            segments=segments,
+            pointwise=values["p"],
+            factorize=flag("f"),
+            mid_act=flag("a"),
+            residual=flag("r"),
+        )
+    except ValueError as error:
+        raise ValueError(f"bad stage {number} {part!r}: {error}") from None
+
+
+def decoupling_degree(arch: Arch) -> float:
+    """How far the spatial step is split from the channel mix: 0 normal conv .. 1 depthwise.
+
+    Per block, S = segments summed over branches (a spatial branch counts its groups, a 1 x 1 or
+    pool branch counts one) and C = the channels those segments cover; the degree is
+    log S / log C, averaged over blocks. A split into b branches thus counts as b segments, as in
+    the Xception paper's framing.
+    """
+    degrees = []
+    for stage, stage_in in zip(arch.stages, arch.stage_in_channels()):
+        widths = branch_widths(stage.width, len(stage.branches))
+        for in_chs in stage.block_in_channels(stage_in):
+            segments = channels = 0
+            for branch, branch_chs in zip(stage.branches, widths):
+                convs = spatial_conv_shapes(
+                    in_chs, branch_chs, branch, stage.pointwise, stage.factorize
+                )
+                if convs:
+                    cin, cout = convs[0]
+                    segments += resolve_groups(cin, cout, stage.segments)
+                    channels += cin
+                else:
+                    segments += 1
+                    channels += branch_chs
+            degrees.append(math.log(segments) / math.log(channels) if channels > 1 else 0.0)
+    return min(1.0, max(0.0, sum(degrees) / len(degrees)))

@@ -1,0 +1,28 @@
+"""The one builder: an `Arch` value to an `nn.Module` (never touches Optuna)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from nas._arch import Arch
+from nas.blocks import Network
+
+
+def stage_specs(arch: Arch) -> list[dict]:
+    """The plain-data stage list that `Network` takes (and the exporter writes as a literal)."""
+    return [asdict(stage) for stage in arch.stages]
+
+
+def build_model(arch: Arch | str, in_channels: int, num_classes: int) -> Network:
+    """Build the network of an architecture for images of `in_channels` and `num_classes`.
+
+    Works for any input resolution of at least 8 pixels (the head pools globally).
+
+    Args:
+        arch: an `Arch` or its string form.
+        in_channels: image channels (1 for Fashion-MNIST, 3 for CIFAR-10).
+        num_classes: output classes.
+    """
+    if isinstance(arch, str):
+        arch = Arch.parse(arch)
+    return Network(in_channels, num_classes, arch.stem, stage_specs(arch))

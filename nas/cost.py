@@ -1,0 +1,179 @@
+"""Cost before training: MACs and parameters (ptflops) and measured latency.
+
+Units: ptflops counts multiply-accumulates (MACs); FLOPs = 2 x MACs. Every label says which.
+We use ptflops' `aten` backend, which counts the convolutions and matrix products at the ATen
+level (functional ops included) and nothing else; element-wise BN/ReLU/pool work is left out,
+as in the papers' cost figures.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from ptflops import get_model_complexity_info
+from torch import nn
+
+from nas._arch import Arch
+from nas.builder import build_model
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Multiply-accumulates and parameters of one forward pass of one image."""
+
+    macs: int
+    params: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def mmacs(self) -> float:
+        return self.macs / 1e6
+
+
+@dataclass(frozen=True)
+class PartCost:
+    """The cost of one named part of a network (stem, a block, the head)."""
+
+    name: str
+    macs: int
+    params: int
+    share: float  # of the whole network's MACs
+
+
+def _module_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """MACs of `module` on one input of `input_shape` (C, H, W), via ptflops' aten backend."""
+    # ptflops leaves its module hooks registered, so it counts a throwaway copy.
+    module = copy.deepcopy(module).cpu().eval()
+    macs, _ = get_model_complexity_info(
+        module,
+        tuple(input_shape),
+        as_strings=False,
+        print_per_layer_stat=False,
+        backend="aten",
+        verbose=False,
+    )
+    if macs is None:
+        raise RuntimeError(f"ptflops could not count {type(module).__name__} on {input_shape}")
+    return int(macs)
+
+
+def _param_count(module: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+@lru_cache(maxsize=4096)
+def _arch_cost(arch_text: str, input_shape: tuple[int, ...], num_classes: int) -> Cost:
+    model = build_model(Arch.parse(arch_text), input_shape[0], num_classes)
+    return Cost(_module_macs(model, input_shape), _param_count(model))
+
+
+def count_cost(
+    arch: Arch | str | nn.Module,
+    input_shape: tuple[int, ...],
+    num_classes: int = 10,
+) -> Cost:
+    """MACs and parameters of a network for one image of `input_shape` (C, H, W).
+
+    Args:
+        arch: an `Arch`, its string, or an already built module.
+        input_shape: (channels, height, width) of one image.
+        num_classes: classes of the head (changes the head's cost only).
+    """
+    input_shape = tuple(int(size) for size in input_shape)
+    if isinstance(arch, nn.Module):
+        return Cost(_module_macs(arch, input_shape), _param_count(arch))
+    return _arch_cost(str(arch), input_shape, num_classes)
+
+
+def part_costs(
+    arch: Arch | str,
+    input_shape: tuple[int, ...],
+    num_classes: int = 10,
+) -> list[PartCost]:
+    """The cost of the stem, every block and the head, in network order."""
+    arch = Arch.parse(arch) if isinstance(arch, str) else arch
+    model = build_model(arch, input_shape[0], num_classes).eval()
+    parts: list[tuple[str, nn.Module]] = [("stem", model.stem)]
+    for stage_index, stage in enumerate(model.stages, 1):
+        for block_index, block in enumerate(stage, 1):
+            parts.append((f"stage{stage_index}.block{block_index}", block))
+    parts.append(("head", nn.Sequential(model.pool, nn.Flatten(1), model.head)))
+
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record_shape(name: str):
+        def hook(_module: nn.Module, args: tuple) -> None:
+            shapes[name] = tuple(args[0].shape[1:])
+
+        return hook
+
+    # The head part is a new Sequential around the model's pool, so its shape is read there.
+    hooked = parts[:-1] + [("head", model.pool)]
+    hooks = [module.register_forward_pre_hook(record_shape(name)) for name, module in hooked]
+    with torch.no_grad():
+        model(torch.zeros(1, *input_shape))
+    for hook in hooks:
+        hook.remove()
+
+    counted = [
+        (name, _module_macs(module, shapes[name]), _param_count(module)) for name, module in parts
+    ]
+    total = sum(macs for _, macs, _ in counted) or 1
+    return [PartCost(name, macs, params, macs / total) for name, macs, params in counted]
+
+
+def measure_latency(
+    arch: Arch | str | nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    device: str = "cpu",
+    batch_sizes: tuple[int, ...] = (1, 64),
+    warmup: int = 3,
+    repeats: int = 15,
+    num_classes: int = 10,
+) -> dict[int, float]:
+    """Median forward latency in milliseconds per batch, for each batch size.
+
+    The model runs in eval mode under inference_mode, channels_last, after `warmup` untimed
+    runs; CUDA timings synchronize before reading the clock.
+
+    Args:
+        arch: an `Arch`, its string, or a built module.
+        input_shape: (channels, height, width) of one image.
+        device: "cpu", "cuda" or "cuda:i".
+        batch_sizes: the batch sizes to time (1 for interactive use, a larger one for serving).
+        warmup: untimed runs first (allocator, cudnn autotuning, caches).
+        repeats: timed runs; the median is reported because shared machines are noisy.
+        num_classes: classes of the head.
+    """
+    if isinstance(arch, nn.Module):
+        model = arch
+    else:
+        model = build_model(arch, input_shape[0], num_classes)
+    model = model.to(device).eval().to(memory_format=torch.channels_last)
+    is_cuda = str(device).startswith("cuda")
+    latencies: dict[int, float] = {}
+    with torch.inference_mode():
+        for batch_size in batch_sizes:
+            inputs = torch.randn(batch_size, *input_shape, device=device)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            times = []
+            for run in range(warmup + repeats):
+                if is_cuda:
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                model(inputs)
+                if is_cuda:
+                    torch.cuda.synchronize(device)
+                if run >= warmup:
+                    times.append((time.perf_counter() - start) * 1e3)
+            latencies[batch_size] = statistics.median(times)
+    return latencies

@@ -1,0 +1,98 @@
+"""`python -m nas.inspect NAME_OR_ARCH [--dataset D] [--json]`: an architecture and its cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nas._arch import Arch, decoupling_degree
+from nas._cli import fail
+
+# Input shape and classes per dataset, so inspecting needs no dataset files.
+DATASET_SHAPES = {
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "digits": ((1, 8, 8), 10),
+}
+
+
+def resolve_arch(text: str) -> Arch:
+    """A landmark name or an architecture string; ValueError says which names exist."""
+    from search_spaces import LANDMARKS
+
+    if text in LANDMARKS:
+        return LANDMARKS[text]
+    if not text.startswith("stem"):
+        raise ValueError(
+            f"unknown landmark {text!r}: choose from {', '.join(LANDMARKS)} "
+            "or give an architecture string (stem16-c32_d2_s2_...)"
+        )
+    return Arch.parse(text)
+
+
+def describe(arch: Arch, dataset: str) -> dict:
+    """Everything `inspect` prints, as plain data."""
+    from nas.cost import count_cost, part_costs
+
+    input_shape, num_classes = DATASET_SHAPES[dataset]
+    total = count_cost(arch, input_shape, num_classes)
+    parts = part_costs(arch, input_shape, num_classes)
+    return {
+        "arch": str(arch),
+        "dataset": dataset,
+        "input_shape": list(input_shape),
+        "macs": total.macs,
+        "flops": total.flops,
+        "params": total.params,
+        "decoupling": round(decoupling_degree(arch), 4),
+        "parts": [
+            {"name": p.name, "macs": p.macs, "params": p.params, "share": round(p.share, 4)}
+            for p in parts
+        ],
+    }
+
+
+def format_table(info: dict) -> str:
+    """The human-readable report."""
+    lines = [
+        f"arch        {info['arch']}",
+        f"input       {'x'.join(map(str, info['input_shape']))} ({info['dataset']})",
+        "",
+        f"{'part':<16}{'MACs':>12}{'params':>10}{'share of MACs':>15}",
+    ]
+    for part in info["parts"]:
+        lines.append(
+            f"{part['name']:<16}{part['macs']:>12,}{part['params']:>10,}{part['share']:>14.1%}"
+        )
+    lines += [
+        f"{'total':<16}{info['macs']:>12,}{info['params']:>10,}",
+        "",
+        f"MACs        {info['macs'] / 1e6:.3f} M multiply-accumulates "
+        f"(= {info['flops'] / 1e6:.3f} M FLOPs)",
+        f"params      {info['params']:,}",
+        f"decoupling  {info['decoupling']:.3f}  (0 = normal conv, 1 = depthwise separable)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nas.inspect",
+        description="Print an architecture's per-block cost (MACs, params) and decoupling.",
+    )
+    parser.add_argument("arch", help="a landmark name (e.g. xception) or an architecture string")
+    parser.add_argument("--dataset", default="fashion_mnist", choices=sorted(DATASET_SHAPES))
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        arch = resolve_arch(args.arch)
+    except ValueError as error:
+        return fail(str(error))
+    info = describe(arch, args.dataset)
+    print(json.dumps(info) if args.json else format_table(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Search spaces by name, and the landmark architectures of the spectrum."""
+
+from __future__ import annotations
+
+from search_spaces._landmarks import LANDMARKS, landmark
+from search_spaces._spaces import SearchSpace, inception_to_xception, xception_spectrum
+
+__all__ = ["LANDMARKS", "SearchSpace", "get", "landmark", "names"]
+
+_FACTORIES = {
+    "inception_to_xception": inception_to_xception,
+    "xception_spectrum": xception_spectrum,
+}
+
+
+def names() -> list[str]:
+    """Registered space names."""
+    return list(_FACTORIES)
+
+
+def get(name: str) -> SearchSpace:
+    """The search space called `name`; ValueError lists the valid names."""
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown search space {name!r}: choose from {', '.join(names())}")
+    return _FACTORIES[name]()
