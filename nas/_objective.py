@@ -1,0 +1,151 @@
+"""One trial: sample -> cost -> constraint / duplicate check -> proxy training -> stored result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from nas._arch import Arch, decoupling_degree
+from nas.builder import build_model
+from nas.cost import count_cost, measure_latency
+from nas.data import Dataset
+from nas.pruning import DominancePruner, PeerCurve
+from nas.train import Budget, train
+
+
+class TrialFailed(Exception):
+    """A trial that could not produce a result; the reason is stored as `failure`."""
+
+
+@dataclass
+class Objective:
+    """The function Optuna calls for each trial; holds everything fixed for the search."""
+
+    space: object  # a search_spaces.SearchSpace
+    data: Dataset
+    budget: Budget
+    device: str
+    seed: int
+    objectives: tuple[str, ...]
+    pruner: DominancePruner
+    max_mmacs: float | None = None
+    landmark_names: dict[str, str] | None = None  # arch string -> landmark name
+    # Seconds spent in this process outside training/evaluation, per trial (for benchmarks).
+    overhead_seconds: float = 0.0
+    work_seconds: float = 0.0
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        start = time.perf_counter()
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure", "interrupted (Ctrl-C or SIGINT)")
+            raise
+        except torch.cuda.OutOfMemoryError:
+            trial.set_user_attr("failure", "out of memory on " + self.device)
+            raise TrialFailed("out of memory") from None
+        except RuntimeError as error:
+            if "out of memory" in str(error).lower():
+                trial.set_user_attr("failure", "out of memory on " + self.device)
+                raise TrialFailed("out of memory") from None
+            trial.set_user_attr("failure", f"error: {str(error).splitlines()[0][:300]}")
+            raise TrialFailed(str(error)) from None
+        finally:
+            self.overhead_seconds += time.perf_counter() - start
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
+        arch: Arch = self.space.sample(trial)
+        text = str(arch)
+        cost = count_cost(arch, self.data.input_shape, self.data.num_classes)
+        trial.set_user_attr("arch", text)
+        trial.set_user_attr("macs", cost.macs)
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("decoupling", round(decoupling_degree(arch), 4))
+        trial.set_user_attr("budget", str(self.budget))
+        trial.set_user_attr("device", self.device)
+        if self.landmark_names and text in self.landmark_names:
+            trial.set_user_attr("landmark", self.landmark_names[text])
+
+        if self.max_mmacs is not None and cost.macs > self.max_mmacs * 1e6:
+            trial.set_user_attr(
+                "constraint", f"{cost.macs / 1e6:.2f} MMACs > --max-mmacs {self.max_mmacs:g}"
+            )
+            raise optuna.TrialPruned()
+
+        previous = self._finished_with_arch(trial, text)
+        if previous is not None:
+            return self._reuse(trial, previous)
+
+        latency = measure_latency(
+            arch, self.data.input_shape, device=self.device, batch_sizes=(1,), repeats=10
+        )[1]
+        trial.set_user_attr("latency_ms", round(latency, 4))
+
+        peers = self._peers(trial)
+        total_epochs = self.budget.epochs
+
+        def on_epoch(epoch: int, accuracy: float) -> bool:
+            trial.set_user_attr("val_acc_curve", curve + [accuracy])
+            curve.append(accuracy)
+            return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
+
+        curve: list[float] = []
+        model = build_model(arch, self.data.in_channels, self.data.num_classes)
+        train_start = time.perf_counter()
+        result = train(
+            model, self.data, self.budget, device=self.device, seed=self.seed, on_epoch=on_epoch
+        )
+        elapsed = time.perf_counter() - train_start
+        self.work_seconds += elapsed
+        self.overhead_seconds -= elapsed
+        del model
+        trial.set_user_attr("val_acc_curve", result.val_acc_curve)
+        trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss_curve])
+        trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
+        trial.set_user_attr("eval_seconds", round(result.eval_seconds, 3))
+        if result.failure:
+            trial.set_user_attr("failure", result.failure)
+            raise TrialFailed(result.failure)
+        if result.stopped_early:
+            trial.set_user_attr("pruned_at_epoch", len(result.val_acc_curve))
+            raise optuna.TrialPruned()
+        return self._values(result.val_acc, cost.macs, latency)
+
+    def _values(self, accuracy: float, macs: int, latency: float) -> tuple[float, ...]:
+        by_name = {"val_acc": accuracy, "macs": float(macs), "latency_ms": latency}
+        return tuple(by_name[name] for name in self.objectives)
+
+    def _finished_with_arch(self, trial: optuna.Trial, text: str):
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        for other in trial.study.get_trials(deepcopy=False, states=states):
+            attrs = other.user_attrs
+            if attrs.get("arch") == text and "constraint" not in attrs:
+                return other
+        return None
+
+    def _reuse(self, trial: optuna.Trial, previous) -> tuple[float, ...]:
+        """A duplicate architecture takes the earlier result instead of training again."""
+        source = previous.user_attrs.get("duplicate_of", previous.number)
+        trial.set_user_attr("duplicate_of", source)
+        for key in ("val_acc_curve", "train_loss_curve", "latency_ms", "pruned_at_epoch"):
+            if key in previous.user_attrs:
+                trial.set_user_attr(key, previous.user_attrs[key])
+        trial.set_user_attr("train_seconds", 0.0)
+        if previous.state == TrialState.PRUNED:
+            raise optuna.TrialPruned()
+        accuracy = previous.values[0]
+        latency = previous.user_attrs.get("latency_ms", 0.0)
+        return self._values(accuracy, previous.user_attrs["macs"], latency)
+
+    def _peers(self, trial: optuna.Trial) -> list[PeerCurve]:
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        peers = []
+        for other in trial.study.get_trials(deepcopy=False, states=states):
+            curve = other.user_attrs.get("val_acc_curve")
+            if curve and "macs" in other.user_attrs and "duplicate_of" not in other.user_attrs:
+                peers.append(PeerCurve(int(other.user_attrs["macs"]), tuple(curve)))
+        return peers

@@ -1,0 +1,113 @@
+"""What the search prints: a progress line while it runs and the Pareto front at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from nas._study import counts_toward_target
+from nas.pareto import hypervolume, pareto_indices
+
+
+def completed_points(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values is not None
+    ]
+
+
+def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Complete trials on the accuracy-MACs Pareto front, cheapest first."""
+    trials = completed_points(study)
+    points = [(t.values[0], t.user_attrs.get("macs", t.values[1])) for t in trials]
+    return [trials[i] for i in pareto_indices(points)]
+
+
+def study_hypervolume(study: optuna.Study) -> float:
+    trials = completed_points(study)
+    return hypervolume([(t.values[0], t.user_attrs.get("macs", t.values[1])) for t in trials])
+
+
+class Progress:
+    """One line per finished trial: done/total, elapsed, ETA, front size, HV, best accuracy."""
+
+    def __init__(self, study: optuna.Study, target: int, stream=sys.stderr) -> None:
+        self.study, self.target, self.stream = study, target, stream
+        self.start = time.monotonic()
+        self.start_count = self.done()
+        self.last_line = ""
+
+    def done(self) -> int:
+        return sum(counts_toward_target(t) for t in self.study.get_trials(deepcopy=False))
+
+    def line(self) -> str:
+        done = self.done()
+        elapsed = time.monotonic() - self.start
+        new = done - self.start_count
+        remaining = max(0, self.target - done)
+        eta = f"{_clock(elapsed / new * remaining)}" if new > 0 else "?"
+        trials = completed_points(self.study)
+        best = max((t.values[0] for t in trials), default=0.0)
+        states = self.study.get_trials(deepcopy=False)
+        pruned = sum(t.state == TrialState.PRUNED for t in states)
+        failed = sum(t.state == TrialState.FAIL for t in states)
+        return (
+            f"[{done}/{self.target}] elapsed {_clock(elapsed)} eta {eta} | "
+            f"front {len(front_trials(self.study))} | HV {study_hypervolume(self.study):.4f} | "
+            f"best acc {best:.4f} | pruned {pruned} failed {failed}"
+        )
+
+    def report(self) -> None:
+        line = self.line()
+        if line != self.last_line:
+            print(line, file=self.stream, flush=True)
+            self.last_line = line
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def front_table(study: optuna.Study) -> str:
+    """The Pareto front as a text table."""
+    rows = [
+        f"{'trial':>5} {'val acc':>8} {'MMACs':>8} {'params':>9} {'lat ms':>7} {'decoup':>6}  arch"
+    ]
+    for trial in front_trials(study):
+        attrs = trial.user_attrs
+        latency = attrs.get("latency_ms", float("nan"))
+        name = f" [{attrs['landmark']}]" if "landmark" in attrs else ""
+        rows.append(
+            f"{trial.number:>5} {trial.values[0]:>8.4f} {attrs.get('macs', 0) / 1e6:>8.3f} "
+            f"{attrs.get('params', 0):>9,} {latency:>7.2f} "
+            f"{attrs.get('decoupling', float('nan')):>6.2f}  {attrs.get('arch', '?')}{name}"
+        )
+    return "\n".join(rows)
+
+
+def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
+    trials = study.get_trials(deepcopy=False)
+    by_state = {state.name.lower(): 0 for state in TrialState}
+    for trial in trials:
+        by_state[trial.state.name.lower()] += 1
+    counts = ", ".join(f"{count} {name}" for name, count in by_state.items() if count)
+    train_s = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
+    storage_arg = "" if storage_url == "sqlite:///studies.db" else f" --storage '{storage_url}'"
+    return "\n".join(
+        [
+            "",
+            f"study {study.study_name!r}: {counts or 'no trials'}; wall {_clock(elapsed_s)}, "
+            f"training {_clock(train_s)}; hypervolume {study_hypervolume(study):.4f}",
+            "Pareto front (validation accuracy against MACs = multiply-accumulates):",
+            front_table(study),
+            "",
+            f"browse:  python -m dashboard{storage_arg}",
+            f"export:  python -m nas.export --study '{study.study_name}'{storage_arg} "
+            "--pick knee --out model.py",
+        ]
+    )

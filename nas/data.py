@@ -1,0 +1,406 @@
+"""Datasets as whole uint8 tensors: Fashion-MNIST, CIFAR-10 and scikit-learn's digits.
+
+Each dataset comes as train / validation / test tensors. The validation split is a fixed,
+seeded part of the official training set; the search scores on it and never sees the test set.
+
+Files are looked up in this order, and the first place that has them all wins:
+
+1. an explicit directory: ``data_dir`` (CLI ``--data-dir``) or the ``NAS_DATA_DIR`` variable;
+2. the user cache, ``~/.cache/nas/<dataset>`` (``$XDG_CACHE_HOME`` is honoured);
+3. system copies, e.g. ``/usr/share/datasets/fashion-mnist`` (Debian's dataset-fashion-mnist);
+4. a download from the official source into the cache, verified by MD5 (``NAS_NO_DOWNLOAD=1``
+   turns it off).
+
+Files are parsed with their real formats and checked, so a truncated or corrupt file raises
+`DatasetCorruptError` naming it instead of yielding a silently partial dataset.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import pickle
+import shutil
+import struct
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("fashion_mnist", "cifar10", "digits")
+
+# Validation images carved from the official training set (the size used by most papers that
+# hold out part of these training sets; large enough that 1% accuracy is 100 images).
+OFFICIAL_VAL_SIZE = {"fashion_mnist": 10_000, "cifar10": 10_000}
+# The digits set has no official split: 20% test, then 20% of the rest as validation.
+DIGITS_HOLDOUT_FRACTION = 0.2
+
+IDX_FILES = {  # Fashion-MNIST: role -> file name (gzipped or raw)
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
+CIFAR_FOLDER = "cifar-10-batches-py"
+
+# Official sources and the MD5 sums their maintainers publish for the downloaded files.
+DOWNLOADS = {
+    "fashion_mnist": {
+        "mirrors": (
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
+        "files": {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    },
+    "cifar10": {
+        "mirrors": ("https://www.cs.toronto.edu/~kriz/",),
+        "files": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+    },
+}
+# Offline machines must reach the error quickly, not hang on a dead connection.
+DOWNLOAD_TIMEOUT_S = 5.0
+
+SYSTEM_DIRS = {
+    "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),
+    "cifar10": (Path("/usr/share/datasets/cifar-10"), Path("/usr/share/datasets/cifar10")),
+}
+
+
+class DatasetNotFoundError(ValueError):
+    """No lookup place had the dataset's files and none could be downloaded."""
+
+
+class DatasetCorruptError(ValueError):
+    """A dataset file exists but is truncated or not in the expected format."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train / validation / test splits of one dataset, as CPU tensors.
+
+    Images are uint8 tensors of shape N x C x H x W, labels int64. The tensors are shared by
+    every caller in this process (see `load_dataset`): treat them as read-only.
+
+    Attributes:
+        mean: per-channel mean of the train split, in [0, 1] units (pixel / 255).
+        std: per-channel standard deviation of the train split, in [0, 1] units.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        channels, height, width = self.train_x.shape[1:]
+        return channels, height, width
+
+    @property
+    def in_channels(self) -> int:
+        return self.input_shape[0]
+
+
+def load_dataset(name: str, data_dir: str | None = None, *, split_seed: int = 0) -> Dataset:
+    """Load a dataset with its seeded validation split; repeated calls reuse the tensors.
+
+    Args:
+        name: one of `DATASETS`.
+        data_dir: a directory holding the files; defaults to ``$NAS_DATA_DIR``, then the cache,
+            the system copies and a download (see the module docstring).
+        split_seed: seed of the train / validation split (and digits' test split).
+
+    Raises:
+        ValueError: for an unknown name.
+        DatasetNotFoundError: when no lookup place has the files.
+        DatasetCorruptError: when a file is truncated or malformed.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    explicit = data_dir or os.environ.get("NAS_DATA_DIR") or None
+    return _load_split(name, explicit, split_seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_split(name: str, explicit_dir: str | None, split_seed: int) -> Dataset:
+    if name == "digits":
+        images, labels = _read_digits()
+        test_idx, rest = _seeded_split(len(labels), _fraction(len(labels)), split_seed)
+        val_pos, train_pos = _seeded_split(len(rest), _fraction(len(rest)), split_seed + 1)
+        val_idx, train_idx = rest[val_pos], rest[train_pos]
+        test_x, test_y = images[test_idx], labels[test_idx]
+    else:
+        train_images, train_labels, test_x, test_y = _read_files(name, explicit_dir)
+        images, labels = train_images, train_labels
+        val_size = min(OFFICIAL_VAL_SIZE[name], len(labels) // 5)  # tiny copies: 20%
+        val_idx, train_idx = _seeded_split(len(labels), val_size, split_seed)
+    train_x = images[train_idx]
+    pixels = train_x.double().div_(255).transpose(0, 1).flatten(1)  # C x (N*H*W)
+    return Dataset(
+        name=name,
+        train_x=train_x,
+        train_y=labels[train_idx],
+        val_x=images[val_idx],
+        val_y=labels[val_idx],
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=10,
+        mean=tuple(pixels.mean(dim=1).tolist()),
+        std=tuple(pixels.std(dim=1).tolist()),
+    )
+
+
+def _fraction(count: int) -> int:
+    return round(count * DIGITS_HOLDOUT_FRACTION)
+
+
+def _seeded_split(count: int, first: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a seeded random split of range(count) into `first` and the rest, sorted."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[:first].sort().values, order[first:].sort().values
+
+
+def _read_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no files to find
+
+    digits = load_digits()
+    # Pixel values are 0..16; scale to 0..255 so every dataset shares one uint8 convention.
+    images = np.rint(digits.images * (255 / 16)).astype(np.uint8)[:, None]
+    return torch.from_numpy(images), torch.from_numpy(digits.target.astype(np.int64))
+
+
+# ---- where the files are -------------------------------------------------------------------
+
+
+def cache_dir(name: str) -> Path:
+    """The user cache directory of a dataset (downloads go here)."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "nas" / name
+
+
+def _read_files(name: str, explicit_dir: str | None):
+    candidates = [Path(explicit_dir).expanduser()] if explicit_dir else []
+    candidates += [cache_dir(name), *SYSTEM_DIRS[name]]
+    for directory in candidates:
+        if _has_files(name, directory):
+            return _READERS[name](directory)
+    download_note = _download(name, cache_dir(name))
+    if download_note is None:
+        return _READERS[name](cache_dir(name))
+    raise DatasetNotFoundError(_not_found_message(name, candidates, download_note))
+
+
+def _has_files(name: str, directory: Path) -> bool:
+    if name == "fashion_mnist":
+        return all(_idx_path(directory, stem) is not None for stem in IDX_FILES.values())
+    return _cifar_folder(directory) is not None
+
+
+def _not_found_message(name: str, tried: list[Path], download_note: str) -> str:
+    wanted = (
+        "the four *-ubyte(.gz) IDX files"
+        if name == "fashion_mnist"
+        else f"{CIFAR_FOLDER}/ (data_batch_1..5, test_batch)"
+    )
+    system = " or ".join(str(path) for path in SYSTEM_DIRS[name])
+    debian = " (Debian: apt install dataset-fashion-mnist)" if name == "fashion_mnist" else ""
+    return (
+        f"dataset {name!r} not found (looked in: {', '.join(map(str, tried))}; "
+        f"download: {download_note}). Provide {wanted} in one of four ways: "
+        f"1) pass --data-dir DIR (data_dir=) or set NAS_DATA_DIR=DIR; "
+        f"2) put them in the cache {cache_dir(name)}; "
+        f"3) install a system copy in {system}{debian}; "
+        f"4) run once online to download them from {DOWNLOADS[name]['mirrors'][0]} "
+        f"into the cache (unset NAS_NO_DOWNLOAD)."
+    )
+
+
+def _download(name: str, target: Path) -> str | None:
+    """Fetch the official files into `target`; None on success, else why it failed."""
+    if os.environ.get("NAS_NO_DOWNLOAD"):
+        return "disabled by NAS_NO_DOWNLOAD"
+    spec = DOWNLOADS[name]
+    target.mkdir(parents=True, exist_ok=True)
+    for file_name, md5 in spec["files"].items():
+        errors = []
+        for mirror in spec["mirrors"]:
+            try:
+                _fetch_verified(mirror + file_name, target / file_name, md5)
+                break
+            except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors
+                errors.append(f"{mirror}: {error}")
+        else:
+            return "failed (" + "; ".join(errors) + ")"
+    if name == "cifar10":
+        with tarfile.open(target / "cifar-10-python.tar.gz") as archive:
+            # The "data" filter refuses absolute paths and links that leave the target.
+            archive.extractall(target, filter="data")
+    return None
+
+
+def _fetch_verified(url: str, destination: Path, md5: str) -> None:
+    digest = hashlib.md5(usedforsecurity=False)
+    partial = tempfile.NamedTemporaryFile(dir=destination.parent, delete=False)
+    try:
+        with partial, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                partial.write(chunk)
+        if digest.hexdigest() != md5:
+            raise ValueError(f"checksum mismatch for {url}")
+        shutil.move(partial.name, destination)  # only a verified file gets the real name
+    finally:
+        if os.path.exists(partial.name):
+            os.unlink(partial.name)
+
+
+# ---- Fashion-MNIST: IDX files --------------------------------------------------------------
+
+
+def _idx_path(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_fashion_mnist(directory: Path):
+    arrays = {}
+    for role, stem in IDX_FILES.items():
+        path = _idx_path(directory, stem)
+        arrays[role] = _read_idx(path, ndim=3 if role.endswith("_x") else 1)
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if len(images) != len(labels):
+            raise DatasetCorruptError(
+                f"{_idx_path(directory, IDX_FILES[split + '_x'])}: {len(images)} images but "
+                f"{len(labels)} labels in {_idx_path(directory, IDX_FILES[split + '_y'])}"
+            )
+        _check_labels(labels, _idx_path(directory, IDX_FILES[f"{split}_y"]))
+    return (
+        torch.from_numpy(arrays["train_x"][:, None].copy()),
+        torch.from_numpy(arrays["train_y"].astype(np.int64)),
+        torch.from_numpy(arrays["test_x"][:, None].copy()),
+        torch.from_numpy(arrays["test_y"].astype(np.int64)),
+    )
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes: 0x0000, type 0x08, ndim, big-endian dims, data."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetCorruptError(f"{path}: cannot decompress ({error})") from error
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size or raw[:4] != bytes((0, 0, 0x08, ndim)):
+        raise DatasetCorruptError(
+            f"{path}: not an IDX file of unsigned bytes with {ndim} dimensions "
+            f"(magic {raw[:4].hex() or 'missing'})"
+        )
+    dims = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header_size != expected:
+        raise DatasetCorruptError(
+            f"{path}: header says {'x'.join(map(str, dims))} = {expected} bytes of data, "
+            f"file has {len(raw) - header_size}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def _check_labels(labels: np.ndarray, path: Path | str) -> None:
+    if len(labels) and int(labels.max()) >= 10:
+        raise DatasetCorruptError(f"{path}: label {int(labels.max())} outside 0..9")
+
+
+# ---- CIFAR-10: python pickle batches -------------------------------------------------------
+
+
+def _cifar_folder(directory: Path) -> Path | None:
+    for folder in (directory / CIFAR_FOLDER, directory):
+        names = (*CIFAR_TRAIN_BATCHES, "test_batch")
+        if all((folder / batch).is_file() for batch in names):
+            return folder
+    return None
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR batches contain (dicts, lists, numpy arrays): a crafted
+    pickle in a data directory cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how protocol 2 stores bytes when Python 3 writes a batch
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        # Batches written under numpy 1 name numpy.core, which numpy 2 renamed numpy._core.
+        for candidate in (module.replace("numpy.core", "numpy._core"), module):
+            try:
+                return super().find_class(candidate, name)
+            except (ImportError, AttributeError):
+                continue
+        raise pickle.UnpicklingError(f"cannot import {module}.{name}")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with path.open("rb") as handle:
+            batch = _ArrayUnpickler(handle, encoding="bytes").load()
+    except Exception as error:  # truncation shows as EOFError, garbage as many kinds
+        raise DatasetCorruptError(f"{path}: not a readable CIFAR batch ({error!r})") from error
+    if not isinstance(batch, dict):
+        raise DatasetCorruptError(f"{path}: expected a dict, found {type(batch).__name__}")
+    batch = {
+        key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()
+    }
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise DatasetCorruptError(f"{path}: missing 'data' array or 'labels' list")
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DatasetCorruptError(f"{path}: data is {data.dtype} {data.shape}, not uint8 N x 3072")
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (len(data),):
+        raise DatasetCorruptError(f"{path}: {len(data)} images but {labels.size} labels")
+    _check_labels(labels, path)
+    # Rows are 1024 red, then green, then blue values, each row-major 32 x 32.
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _read_cifar10(directory: Path):
+    folder = _cifar_folder(directory)
+    train = [_read_cifar_batch(folder / batch) for batch in CIFAR_TRAIN_BATCHES]
+    test_x, test_y = _read_cifar_batch(folder / "test_batch")
+    return (
+        torch.from_numpy(np.concatenate([x for x, _ in train])),
+        torch.from_numpy(np.concatenate([y for _, y in train])),
+        torch.from_numpy(test_x.copy()),
+        torch.from_numpy(test_y),
+    )
+
+
+_READERS = {"fashion_mnist": _read_fashion_mnist, "cifar10": _read_cifar10}

@@ -1,0 +1,376 @@
+"""The proxy trainer: one short, fixed recipe that every trial of a search shares.
+
+The whole training split lives on the device as one uint8 tensor; batches are slices of a
+random permutation of indices, normalized (and, for CIFAR-10, cropped and flipped) on the
+device. There is no DataLoader: at these image sizes its per-sample indexing and collation
+cost more than the network's own forward and backward pass on a small CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.data import Dataset
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The hyperparameters of every proxy run; a search compares architectures under one recipe.
+
+    Tuned for budgets of a few tens of thousands to a few hundred thousand images of
+    Fashion-MNIST (see bench/accuracy.py for the figures it earns).
+    """
+
+    # Small enough for ~100 steps even in a 3 x 10,000 CPU budget; large enough that the
+    # per-step Python overhead of a 28 x 28 network stays small next to its arithmetic.
+    batch_size: int = 128
+    # SGD with Nesterov momentum: no extra state per weight, robust across architectures, and
+    # the choice of the short-schedule CIFAR speed runs (airbench) this recipe imitates.
+    peak_lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    # One-cycle shape: linear warm-up (BatchNorm statistics settle before large steps), then
+    # linear decay to zero, which gives most of a long schedule's accuracy in a short one.
+    warmup_fraction: float = 0.2
+    # Decays conv and linear weights only: decaying BatchNorm gains and biases fights the
+    # normalization and does not regularize.
+    weight_decay: float = 5e-4
+    # Softened targets keep logits from exploding in the first steps and make validation
+    # accuracy after few epochs less noisy between seeds.
+    label_smoothing: float = 0.1
+    # Inference needs no activations kept for backward: large batches amortize overhead.
+    eval_batch_size: int = 256
+    # bf16 autocast on CUDA: about twice the matmul rate of fp32, no loss scaling needed.
+    cuda_bf16: bool = True
+
+
+DEFAULT_RECIPE = Recipe()
+
+# Random crop and flip only where the proxy runs are long enough to overfit without them.
+AUGMENTED_DATASETS = ("cifar10",)
+# On CUDA, checking the loss means a host-device sync; check this often (always on CPU).
+CUDA_FINITE_CHECK_EVERY = 16
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Training budget of one trial: `epochs` passes of `train_size` images each.
+
+    Each epoch draws `train_size` images afresh (without replacement) from the whole training
+    split, so a short budget still sees many distinct images. None means the whole split.
+    """
+
+    epochs: int
+    train_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or (self.train_size is not None and self.train_size < 1):
+            raise ValueError(f"budget needs epochs >= 1 and train_size >= 1, got {self!r}")
+
+    def __str__(self) -> str:
+        return f"{self.epochs}x{self.train_size or 'full'}"
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """Parse "EPOCHSxSIZE" or "EPOCHSxfull", e.g. "3x12000" or "10xfull"."""
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+|full)\s*", text.lower())
+        if match is None:
+            raise ValueError(f"budget {text!r} is not EPOCHSxSIZE or EPOCHSxfull, e.g. 3x12000")
+        size = match.group(2)
+        return cls(int(match.group(1)), None if size == "full" else int(size))
+
+
+def auto_budget(device: str, dataset: str) -> Budget:
+    """The default budget of one trial for a device and a dataset.
+
+    On a CPU a trial of a typical search model (1-10 MMACs at 28 x 28) must finish in about
+    20 seconds so that a 200-trial search fits in an hour or so on a laptop. Measured on two
+    AMD EPYC cores, our trainer runs such models at roughly 1,500-4,000 training images/s and
+    evaluates about three times faster, so 3 epochs of 10,000 images plus three passes over
+    the 10,000 validation images take 10-25 s. CIFAR-10 images (3 x 32 x 32) cost about 1.3x
+    more, hence fewer of them. On a GPU the same models run at tens of thousands of images/s,
+    so the whole training split fits: 6 epochs (Fashion-MNIST) or 8 (CIFAR-10, which learns
+    slower and is augmented) take seconds. The digits set is tiny on any device.
+    """
+    if dataset == "digits":
+        return Budget(15, None)
+    if resolve_device(device).startswith("cuda"):
+        return Budget(8 if dataset == "cifar10" else 6, None)
+    return Budget(3, 8_000 if dataset == "cifar10" else 10_000)
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced; epochs are counted from 1.
+
+    `val_acc_curve` holds the accuracy after each completed epoch (on the test split when it
+    comes from `train_final`). A diverged run keeps the curve up to the last good epoch and
+    says why in `failure`.
+    """
+
+    val_acc_curve: list[float] = field(default_factory=list)
+    train_loss_curve: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)  # training + evaluation
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    images_seen: int = 0
+    stopped_early: bool = False
+    failure: str | None = None
+    device: str = "cpu"
+    budget: str = ""
+
+    @property
+    def val_acc(self) -> float:
+        return self.val_acc_curve[-1] if self.val_acc_curve else 0.0
+
+
+def resolve_device(spec: str = "auto") -> str:
+    """Turn "auto", "cpu", "cuda" or "cuda:N" into an available device name.
+
+    Raises:
+        ValueError: for an unknown spelling or a CUDA device this machine does not have.
+    """
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return spec
+    match = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if match is None:
+        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(match.group(1) or 0) >= count:
+        raise ValueError(
+            f"device {spec!r} is not available: this machine has {count} usable CUDA "
+            f"device(s) (torch {torch.__version__}); use --device cpu or auto"
+        )
+    return spec
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than exist)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    budget: Budget,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    recipe: Recipe = DEFAULT_RECIPE,
+    on_epoch: Callable[[int, float], bool | None] | None = None,
+) -> TrainResult:
+    """Train `model` on `data.train_*` for `budget`, validating on `data.val_*` after each epoch.
+
+    The parameters are re-initialized from `seed`, which also drives batch order and
+    augmentation, so a run depends only on (architecture, data, budget, seed, recipe); on a
+    CPU the same seed gives the identical curve. The model is left on `device`.
+
+    Args:
+        model: the network; it is trained in place.
+        data: the dataset (its tensors may live on the CPU).
+        budget: epochs and images per epoch.
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        seed: seed of initialization, batch order and augmentation.
+        recipe: the hyperparameters.
+        on_epoch: called as on_epoch(epoch, val_acc) after each epoch; True stops training.
+
+    Returns:
+        The curves and timings; a non-finite loss ends training with `failure` set, not an
+        exception.
+    """
+    device = resolve_device(device)
+    on_cuda = device.startswith("cuda")
+    if not on_cuda:
+        torch.set_num_threads(cpu_threads())
+    _reset_parameters(model, seed)
+    model.to(device, memory_format=torch.channels_last)
+    generator = torch.Generator(device).manual_seed(seed)
+    # The whole split in one uint8 tensor: 39 MB for Fashion-MNIST, 150 MB for CIFAR-10.
+    train_x = data.train_x.to(device).contiguous(memory_format=torch.channels_last)
+    train_y = data.train_y.to(device)
+    val_x, val_y = data.val_x.to(device), data.val_y.to(device)
+    mean, scale = normalization(data, device)
+    augment = data.name in AUGMENTED_DATASETS
+
+    epoch_size = min(budget.train_size or len(train_x), len(train_x))
+    batch_size = min(recipe.batch_size, epoch_size)
+    steps_per_epoch = epoch_size // batch_size  # a ragged last batch would be a noisy step
+    total_steps = budget.epochs * steps_per_epoch
+    warmup_steps = max(1, round(recipe.warmup_fraction * total_steps))
+    decayed = [p for p in model.parameters() if p.ndim > 1]
+    not_decayed = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD(
+        [
+            {"params": decayed, "weight_decay": recipe.weight_decay},
+            {"params": not_decayed, "weight_decay": 0.0},
+        ],
+        lr=0.0,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+    )
+    result = TrainResult(device=device, budget=str(budget))
+
+    global_step = 0
+    for epoch in range(1, budget.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_x), device=device, generator=generator)
+        losses = torch.zeros(steps_per_epoch, device=device)
+        for step in range(steps_per_epoch):
+            indices = order[step * batch_size : (step + 1) * batch_size]
+            images = normalize(train_x[indices], mean, scale)
+            if augment:
+                images = crop_and_flip(images, generator)
+            # One-cycle: linear warm-up to the peak, then linear decay to zero.
+            lr = recipe.peak_lr * min(
+                (global_step + 1) / warmup_steps,
+                (total_steps - global_step) / max(1, total_steps - warmup_steps),
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast("cuda", torch.bfloat16, enabled=on_cuda and recipe.cuda_bf16):
+                logits = model(images)
+            loss = F.cross_entropy(
+                logits.float(), train_y[indices], label_smoothing=recipe.label_smoothing
+            )
+            losses[step] = loss.detach()
+            check_now = not on_cuda or (step + 1) % CUDA_FINITE_CHECK_EVERY == 0
+            if (check_now or step == steps_per_epoch - 1) and not losses.isfinite().all():
+                bad_step = int((~losses.isfinite()).nonzero()[0]) + 1
+                result.failure = f"diverged: non-finite loss at epoch {epoch} step {bad_step}"
+                result.images_seen += bad_step * batch_size
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            global_step += 1
+        if result.failure:
+            result.train_seconds += _elapsed(epoch_start, device)
+            break
+        result.images_seen += steps_per_epoch * batch_size
+        result.train_loss_curve.append(losses.mean().item())
+        result.train_seconds += _elapsed(epoch_start, device)
+        eval_start = time.perf_counter()
+        val_acc = evaluate(model, val_x, val_y, data=data, device=device, recipe=recipe)
+        result.eval_seconds += _elapsed(eval_start, device)
+        result.val_acc_curve.append(val_acc)
+        result.epoch_seconds.append(_elapsed(epoch_start, device))
+        if on_epoch is not None and on_epoch(epoch, val_acc):
+            result.stopped_early = epoch < budget.epochs
+            break
+    return result
+
+
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    data: Dataset,
+    device: str = "cpu",
+    recipe: Recipe = DEFAULT_RECIPE,
+) -> float:
+    """Top-1 accuracy of `model` (already on `device`) on uint8 `images`, in [0, 1]."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    on_cuda = device.startswith("cuda")
+    mean, scale = normalization(data, device)
+    with torch.inference_mode():
+        for start in range(0, len(images), recipe.eval_batch_size):
+            batch = images[start : start + recipe.eval_batch_size].to(device)
+            with torch.autocast("cuda", torch.bfloat16, enabled=on_cuda and recipe.cuda_bf16):
+                logits = model(normalize(batch, mean, scale))
+            target = labels[start : start + recipe.eval_batch_size].to(device)
+            correct += (logits.argmax(dim=1) == target).sum()
+    return correct.item() / max(1, len(images))
+
+
+def train_final(
+    model: nn.Module,
+    data: Dataset,
+    epochs: int,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    recipe: Recipe = DEFAULT_RECIPE,
+) -> tuple[float, TrainResult]:
+    """Train on the whole official training set (train + validation); report test accuracy.
+
+    Only for an architecture already chosen: the returned curve is measured on the test split.
+    Normalization keeps the train split's mean and std. A diverged run reports 0.0.
+    """
+    full = replace(
+        data,
+        train_x=torch.cat([data.train_x, data.val_x]),
+        train_y=torch.cat([data.train_y, data.val_y]),
+        val_x=data.test_x,
+        val_y=data.test_y,
+    )
+    result = train(model, full, Budget(epochs, None), device=device, seed=seed, recipe=recipe)
+    return (0.0 if result.failure else result.val_acc), result
+
+
+def normalization(data: Dataset, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and 1/std in pixel units (0..255), shaped to broadcast over N x C x H x W.
+
+    Made once per run: a host-to-device copy per batch would stall the CUDA queue.
+    """
+    mean = torch.tensor(data.mean, device=device).mul_(255).view(1, -1, 1, 1)
+    scale = torch.tensor(data.std, device=device).mul_(255).reciprocal_().view(1, -1, 1, 1)
+    return mean, scale
+
+
+def normalize(images: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """uint8 N x C x H x W -> float, zero mean and unit variance per channel, channels_last."""
+    images = (images.float() - mean) * scale
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def crop_and_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per image: a random crop of the reflect-padded image and a horizontal flip half the time.
+
+    Done as one gather: each image's rows and columns are index ranges shifted by its own
+    offset, and a flip just reverses its column range.
+    """
+    count, _, height, width = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect").permute(0, 2, 3, 1)
+    device = images.device
+    shift_y, shift_x = torch.randint(
+        0, 2 * pad + 1, (2, count, 1), device=device, generator=generator
+    )
+    rows = shift_y + torch.arange(height, device=device)
+    cols = shift_x + torch.arange(width, device=device)
+    flip = torch.rand(count, 1, device=device, generator=generator) < 0.5
+    cols = torch.where(flip, cols.flip(1), cols)
+    batch = torch.arange(count, device=device)[:, None, None]
+    cropped = padded[batch, rows[:, :, None], cols[:, None, :]]  # N x H x W x C
+    return cropped.permute(0, 3, 1, 2)  # NCHW shape, channels_last memory
+
+
+def _reset_parameters(model: nn.Module, seed: int) -> None:
+    """Re-initialize every layer from `seed`, on the CPU so every device starts the same."""
+    model.cpu()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
+def _elapsed(start: float, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)  # kernels run asynchronously: wait before reading time
+    return time.perf_counter() - start
