@@ -80,8 +80,10 @@ class Objective:
         if previous is not None:
             return self._reuse(trial, previous)
 
+        # Batch-1 forward latency: a few runs suffice for a median on a quiet core, and the
+        # measurement must stay a small share of a trial (bench/search_overhead.py).
         latency = measure_latency(
-            arch, self.data.input_shape, device=self.device, batch_sizes=(1,), repeats=10
+            arch, self.data.input_shape, device=self.device, batch_sizes=(1,), warmup=2, repeats=7
         )[1]
         trial.set_user_attr("latency_ms", round(latency, 4))
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from nas._arch import Arch, decoupling_degree
-from nas._cli import fail
+from nas._cli import OneLineParser, fail
 
 # Input shape and classes per dataset, so inspecting needs no dataset files.
 DATASET_SHAPES = {
@@ -77,7 +76,7 @@ def format_table(info: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m nas.inspect",
         description="Print an architecture's per-block cost (MACs, params) and decoupling.",
     )

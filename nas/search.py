@@ -23,9 +23,10 @@ DEFAULT_STORAGE = "sqlite:///studies.db"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nas._cli import OneLineParser
     from nas.data import DATASETS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m nas.search",
         description="Search the spectrum from normal convolution to Xception: maximize "
         "validation accuracy, minimize MACs (multiply-accumulates).",

@@ -1,0 +1,116 @@
+"""What multi-objective pruning saves: the same search with and without it.
+
+Goal: on a 100-trial search, at least 30% less training time while the final Pareto front's
+hypervolume stays within 2% of the unpruned search with the same seed.
+
+    python bench/pruning.py [--trials 100] [--seeds 2] [--budget 4x600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from optuna.trial import TrialState  # noqa: E402
+
+from bench._machine import machine  # noqa: E402
+from bench._search_runs import hypervolume_curve, run_search, training_seconds  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--budget", default="4x600")
+    parser.add_argument("--dataset", default="digits")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        storage = f"sqlite:///{folder}/pruning.db"
+        for seed in range(args.seeds):
+            row = {"seed": seed}
+            for mode, extra in (("unpruned", ["--no-prune"]), ("pruned", [])):
+                study, wall = run_search(
+                    storage,
+                    f"{mode}-{seed}",
+                    "--dataset",
+                    args.dataset,
+                    "--budget",
+                    args.budget,
+                    "--trials",
+                    str(args.trials),
+                    "--seed",
+                    str(seed),
+                    *extra,
+                )
+                row[mode] = {
+                    "training_s": round(training_seconds(study), 2),
+                    "wall_s": round(wall, 2),
+                    "hypervolume": hypervolume_curve(study, [len(study.trials)])[
+                        len(study.trials)
+                    ],
+                    "pruned_trials": sum(t.state == TrialState.PRUNED for t in study.trials),
+                }
+            row["time_saved"] = round(
+                1 - row["pruned"]["training_s"] / row["unpruned"]["training_s"], 4
+            )
+            row["hv_ratio"] = round(
+                row["pruned"]["hypervolume"] / row["unpruned"]["hypervolume"], 4
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    saved = statistics.median(r["time_saved"] for r in rows)
+    ratio = statistics.median(r["hv_ratio"] for r in rows)
+    result = {
+        "command": "python bench/pruning.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "dataset": args.dataset,
+        "budget": args.budget,
+        "trials": args.trials,
+        "runs": rows,
+        "median_time_saved": saved,
+        "median_hypervolume_ratio": ratio,
+        "goal_met": saved >= 0.30 and ratio >= 0.98,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pruning.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Multi-objective pruning",
+        "",
+        f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
+        f"cores), {result['machine']['date']}. {args.trials}-trial searches on {args.dataset}, "
+        f"budget {args.budget}, same seed with and without pruning.",
+        "",
+        "| seed | training s (unpruned) | training s (pruned) | pruned trials | time saved | "
+        "HV unpruned | HV pruned | HV ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['seed']} | {r['unpruned']['training_s']:.1f} | {r['pruned']['training_s']:.1f}"
+            f" | {r['pruned']['pruned_trials']} | {r['time_saved']:.1%} | "
+            f"{r['unpruned']['hypervolume']:.4f} | {r['pruned']['hypervolume']:.4f} | "
+            f"{r['hv_ratio']:.3f} |"
+        )
+    lines += [
+        "",
+        f"Median: **{saved:.1%} training time saved**, hypervolume ratio "
+        f"**{ratio:.3f}** (goal: >= 30% saved, ratio >= 0.98): "
+        f"{'met' if result['goal_met'] else 'not met'}.",
+    ]
+    (RESULTS / "pruning.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
