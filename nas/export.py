@@ -1,0 +1,504 @@
+"""`python -m nas.export --study NAME (--trial N | --pick best|knee|smallest) [--out model.py]`.
+
+Writes a searched architecture as one Python file that needs only torch: the search's own
+builder code, the architecture's constants (ARCH, INPUT_SHAPE, MACS, PARAMS), a docstring that
+records where it comes from, and a self-check (`python model.py`). Optionally trains the
+architecture with the final recipe (`--train-epochs`, weights the file can load) and writes an
+ONNX file (`--onnx`).
+
+Picking a trial (only COMPLETE trials are candidates; `--min-acc` and `--max-mmacs` filter them
+for every pick):
+
+- best: the highest validation accuracy (ties: fewer MACs).
+- smallest: the fewest MACs (ties: higher accuracy); with `--min-acc`, the cheapest that is
+  accurate enough.
+- knee: on the Pareto front of accuracy against MACs, accuracy and log10(MACs) are each scaled
+  to [0, 1] between the front's cheapest and most accurate points; the knee is the point that
+  lies farthest above the straight line joining those two extremes (the largest accuracy gain
+  for its cost). A front of one or two points has no knee: its most accurate point is taken.
+
+Nothing is written unless everything succeeded; bad input gets a one-line error and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas._arch import Arch
+from nas._cli import fail
+
+DEFAULT_STORAGE = "sqlite:///studies.db"
+PICKS = ("best", "knee", "smallest")
+EXIT_TRAINING_FAILED = 1
+
+
+def generate_code(
+    arch: Arch | str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    provenance: dict,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> str:
+    """The source of a standalone file that builds `arch` with torch alone.
+
+    See `nas._codegen.generate_code` for the arguments; this wrapper keeps torch out of the
+    command line's start-up until a file is actually generated.
+    """
+    from nas._codegen import generate_code as generate
+
+    return generate(
+        arch,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        provenance=provenance,
+        normalization=normalization,
+    )
+
+
+def code_for_trial(storage_url: str, study_name: str, trial_number: int) -> str:
+    """The exported file of one complete trial (what the dashboard's download button serves).
+
+    Raises:
+        ValueError: for a missing or foreign storage, an unknown study or trial, or a trial
+            that did not complete; the message is one line for the user.
+    """
+    study = open_study(storage_url, study_name)
+    trial = completed_trial(study, trial_number)
+    arch, input_shape, num_classes = trial_network(study, trial)
+    return generate_code(
+        arch,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        provenance=provenance_of(study, trial),
+    )
+
+
+# --- reading the storage ---------------------------------------------------------------------
+
+
+def open_study(storage_url: str, study_name: str) -> optuna.Study:
+    """An existing study; never creates a storage, a table or a study.
+
+    Raises:
+        ValueError: a storage that is missing or not an Optuna database, or no such study.
+    """
+    from optuna.storages import RDBStorage
+
+    from nas._study import OPTUNA_TABLES, StorageError, check_sqlite_file, redact, sqlite_path
+
+    path = sqlite_path(storage_url)
+    if path is not None:
+        if not path.is_file():
+            raise StorageError(f"no storage at {path}: run nas.search first or give --storage")
+        check_sqlite_file(path)
+        uri = path.resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        if not OPTUNA_TABLES <= tables:
+            raise StorageError(f"{path} is not an Optuna storage (it holds no studies table)")
+    try:
+        storage = RDBStorage(storage_url, skip_table_creation=True)
+        names = optuna.get_all_study_names(storage)
+    except Exception as error:  # SQLAlchemy and Optuna raise many kinds; one line suffices
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StorageError(f"cannot read storage {redact(storage_url)}: {reason}") from None
+    if study_name not in names:
+        listed = ", ".join(repr(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ValueError(
+            f"no study {study_name!r} in {redact(storage_url)}"
+            + (f"; it holds {listed}" if names else "; it holds no studies")
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial `number` of `study`; ValueError unless it exists and completed."""
+    trials = study.get_trials(deepcopy=False)
+    found = [trial for trial in trials if trial.number == number]
+    if not found:
+        raise ValueError(
+            f"study {study.study_name!r} has no trial {number} "
+            f"(it has {len(trials)} trials, numbered from 0)"
+        )
+    trial = found[0]
+    if trial.state != TrialState.COMPLETE:
+        reason = trial.user_attrs.get("failure") or trial.user_attrs.get("constraint") or ""
+        if "pruned_at_epoch" in trial.user_attrs:
+            reason = f"stopped after epoch {trial.user_attrs['pruned_at_epoch']}"
+        raise ValueError(
+            f"trial {number} of study {study.study_name!r} {_STATE_WORDS[trial.state]}"
+            + (f" ({str(reason)[:200]})" if reason else "")
+            + ": only complete trials can be exported"
+        )
+    return trial
+
+
+_STATE_WORDS = {
+    TrialState.PRUNED: "was stopped early (pruned)",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "is still running",
+    TrialState.WAITING: "is waiting to run",
+}
+
+
+def trial_network(study: optuna.Study, trial: FrozenTrial) -> tuple[Arch, tuple, int]:
+    """(architecture, input shape, classes) of a trial, checked; ValueError when unusable."""
+    text = trial.user_attrs.get("arch")
+    if not isinstance(text, str):
+        raise ValueError(f"trial {trial.number} has no 'arch' attribute: not a nas.search trial")
+    arch = Arch.parse(text)
+    attrs = study.user_attrs
+    shape, classes = attrs.get("input_shape"), attrs.get("num_classes")
+    if shape is None or classes is None:
+        from nas.inspect import DATASET_SHAPES
+
+        if attrs.get("dataset") not in DATASET_SHAPES:
+            raise ValueError(
+                f"study {study.study_name!r} records no input_shape / num_classes "
+                "and no known dataset: not a nas.search study"
+            )
+        shape, classes = DATASET_SHAPES[attrs["dataset"]]
+    valid_shape = isinstance(shape, (list, tuple)) and len(shape) == 3
+    if not valid_shape or not all(_positive_int(size) for size in [*shape, classes]):
+        raise ValueError(
+            f"study {study.study_name!r} records input_shape={shape!r}, "
+            f"num_classes={classes!r}: expected [C, H, W] and a positive int"
+        )
+    return arch, tuple(shape), classes
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def provenance_of(study: optuna.Study, trial: FrozenTrial, pick: str | None = None) -> dict:
+    """What the exported docstring records about a trial (all values rendered safely)."""
+    attrs = study.user_attrs
+    return {
+        "study": study.study_name,
+        "trial": trial.number,
+        "pick": pick,
+        "landmark": trial.user_attrs.get("landmark"),
+        "dataset": attrs.get("dataset"),
+        "val_acc": trial.values[0] if trial.values else None,
+        "budget": trial.user_attrs.get("budget", attrs.get("budget")),
+        "command": attrs.get("command"),
+    }
+
+
+# --- picking ---------------------------------------------------------------------------------
+
+
+def pick_trial(
+    study: optuna.Study,
+    pick: str,
+    min_acc: float | None = None,
+    max_mmacs: float | None = None,
+) -> FrozenTrial:
+    """The complete trial that `pick` (best, knee or smallest) selects; see the module docstring.
+
+    Args:
+        study: an (accuracy, MACs[, latency]) study.
+        pick: "best", "knee" or "smallest".
+        min_acc: only trials with validation accuracy >= this (0..1).
+        max_mmacs: only trials with at most this many million MACs.
+
+    Raises:
+        ValueError: for an unknown pick, or when no complete trial meets the filters.
+    """
+    if pick not in PICKS:
+        raise ValueError(f"unknown pick {pick!r}: choose from {', '.join(PICKS)}")
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    candidates = []
+    for trial in complete:
+        accuracy, macs = _accuracy_and_macs(trial)
+        if accuracy is None or macs is None:
+            continue
+        if min_acc is not None and accuracy < min_acc:
+            continue
+        if max_mmacs is not None and macs > max_mmacs * 1e6:
+            continue
+        candidates.append((trial, accuracy, macs))
+    if not candidates:
+        limits = [f"accuracy >= {min_acc}"] * (min_acc is not None)
+        limits += [f"at most {max_mmacs} M MACs"] * (max_mmacs is not None)
+        raise ValueError(
+            f"no trial to pick in study {study.study_name!r}: {len(complete)} complete trials"
+            + (f", none with {' and '.join(limits)}" if limits and complete else "")
+        )
+    if pick == "best":
+        return min(candidates, key=lambda c: (-c[1], c[2], c[0].number))[0]
+    if pick == "smallest":
+        return min(candidates, key=lambda c: (c[2], -c[1], c[0].number))[0]
+    return _knee(candidates)
+
+
+def _accuracy_and_macs(trial: FrozenTrial) -> tuple[float | None, float | None]:
+    values = trial.values or []
+    accuracy = values[0] if values else None
+    macs = trial.user_attrs.get("macs", values[1] if len(values) > 1 else None)
+    if not isinstance(macs, (int, float)) or isinstance(macs, bool) or not math.isfinite(macs):
+        macs = None
+    if accuracy is None or not math.isfinite(accuracy):
+        accuracy = None
+    return accuracy, macs
+
+
+def _knee(candidates: list[tuple[FrozenTrial, float, float]]) -> FrozenTrial:
+    from nas.pareto import pareto_indices
+
+    # Duplicates of one network share its result: the earliest trial represents them.
+    candidates = sorted(candidates, key=lambda c: c[0].number)
+    front = [candidates[i] for i in pareto_indices([(c[1], c[2]) for c in candidates])]
+    if len(front) <= 2:
+        return max(front, key=lambda c: c[1])[0]
+    # The front runs from the cheapest (least accurate) to the most accurate (costliest) point.
+    low_acc, high_acc = front[0][1], front[-1][1]
+    low_cost, high_cost = (math.log10(max(1.0, front[i][2])) for i in (0, -1))
+
+    def height_above_chord(candidate) -> float:
+        accuracy = (candidate[1] - low_acc) / (high_acc - low_acc)
+        cost = (math.log10(max(1.0, candidate[2])) - low_cost) / (high_cost - low_cost)
+        return accuracy - cost
+
+    return max(front, key=height_above_chord)[0]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nas.export",
+        description="Write a searched architecture as one standalone PyTorch file.",
+    )
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, help="export this trial number")
+    which.add_argument("--pick", choices=PICKS, help="pick a trial: best, knee or smallest")
+    parser.add_argument("--min-acc", type=float, help="with --pick: validation accuracy floor")
+    parser.add_argument("--max-mmacs", type=float, help="with --pick: cost ceiling, million MACs")
+    parser.add_argument("--out", default="model.py", help="file to write (default model.py)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument("--onnx", default=None, help="also write the model as this ONNX file")
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=None,
+        help="train with the final recipe on the full training split; report test accuracy",
+    )
+    parser.add_argument("--weights", default=None, help="where trained weights go (OUT.pt)")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    parser.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    return parser
+
+
+class TrainingFailed(Exception):
+    """Final training diverged: not bad input, but nothing to write either."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _run(args)
+    except ValueError as error:  # every refusal of bad input: one line, exit 2
+        return fail(str(error))
+    except TrainingFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    outputs = _checked_outputs(args)
+    study = open_study(args.storage, args.study)
+    if args.trial is not None:
+        trial, pick = completed_trial(study, args.trial), None
+    else:
+        trial = pick_trial(study, args.pick, args.min_acc, args.max_mmacs)
+        pick = _pick_note(args, study)
+    arch, input_shape, num_classes = trial_network(study, trial)
+    provenance = provenance_of(study, trial, pick)
+    files: dict[Path, bytes] = {}
+    model, normalization = None, None
+    if args.train_epochs is not None:
+        model, test_acc, normalization = _train(arch, study, input_shape, num_classes, args)
+        files[outputs["weights"]] = _state_dict_bytes(model)
+        epochs = f"{args.train_epochs} epoch" + "s" * (args.train_epochs != 1)
+        provenance["test_acc"] = (
+            f"{test_acc:.4f} after {epochs} of the final recipe on the full training split "
+            f"(seed {args.seed})"
+        )
+        provenance["weights"] = f"{outputs['weights'].name}, for build_model(weights=PATH)"
+    code = generate_code(
+        arch,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        provenance=provenance,
+        normalization=normalization,
+    )
+    files[outputs["out"]] = code.encode()
+    if "onnx" in outputs:
+        files[outputs["onnx"]] = _onnx_bytes(arch, input_shape, num_classes, model)
+    _write_all(files)
+    from nas.cost import count_cost  # cached: generate_code counted the same network
+
+    macs = count_cost(arch, input_shape, num_classes).macs
+    recorded = trial.user_attrs.get("macs")
+    print(
+        f"wrote {outputs['out']}: trial {trial.number} of study {study.study_name!r} "
+        f"(val acc {trial.values[0]:.4f}, {macs / 1e6:.3f} M MACs)"
+    )
+    if isinstance(recorded, int) and recorded != macs:
+        print(
+            f"note: the trial recorded {recorded:,} MACs; counted now: {macs:,}", file=sys.stderr
+        )
+    for key in ("weights", "onnx"):
+        if outputs.get(key) in files:
+            print(f"wrote {outputs[key]}")
+    return 0
+
+
+def _pick_note(args: argparse.Namespace, study: optuna.Study) -> str:
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    what = {
+        "best": "the most accurate",
+        "smallest": "the one with the fewest MACs",
+        "knee": "the knee of the accuracy / log-MACs Pareto front",
+    }[args.pick]
+    limits = [f"accuracy >= {args.min_acc}"] * (args.min_acc is not None)
+    limits += [f"at most {args.max_mmacs} M MACs"] * (args.max_mmacs is not None)
+    among = f"of {complete} complete trials" + (f" with {' and '.join(limits)}" if limits else "")
+    return f"{what} {among} (--pick {args.pick})"
+
+
+def _checked_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The files to write, refused before any work if they cannot or should not be written."""
+    if args.trial is not None and (args.min_acc is not None or args.max_mmacs is not None):
+        raise ValueError("--min-acc and --max-mmacs only go with --pick")
+    if args.min_acc is not None and not 0 <= args.min_acc <= 1:
+        raise ValueError(f"--min-acc is a validation accuracy in 0..1, got {args.min_acc}")
+    if args.max_mmacs is not None and not args.max_mmacs > 0:
+        raise ValueError(f"--max-mmacs must be positive, got {args.max_mmacs}")
+    if args.weights is not None and args.train_epochs is None:
+        raise ValueError("--weights needs --train-epochs (there is nothing to save otherwise)")
+    if args.train_epochs is not None and args.train_epochs < 1:
+        raise ValueError(f"--train-epochs must be at least 1, got {args.train_epochs}")
+    outputs = {"out": Path(args.out)}
+    if args.train_epochs is not None:
+        outputs["weights"] = Path(args.weights or Path(args.out).with_suffix(".pt"))
+    if args.onnx is not None:
+        outputs["onnx"] = Path(args.onnx)
+    if len({path.resolve() for path in outputs.values()}) < len(outputs):
+        raise ValueError("--out, --weights and --onnx must name different files")
+    for option, path in outputs.items():
+        if not path.parent.is_dir():
+            raise ValueError(f"folder {path.parent} of --{option} {path} does not exist")
+        if path.is_dir():
+            raise ValueError(f"--{option} {path} is a folder")
+        if path.exists() and not args.force:
+            raise ValueError(f"{path} exists: refusing to overwrite it (add --force)")
+    return outputs
+
+
+def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):
+    """Train `arch` on the study's dataset with the final recipe: (model, test acc, mean/std)."""
+    import torch
+
+    from nas.builder import build_model
+    from nas.data import load_dataset
+    from nas.train import resolve_device, train_final
+
+    data = load_dataset(str(study.user_attrs.get("dataset")), args.data_dir)
+    if tuple(data.input_shape) != tuple(input_shape) or data.num_classes != num_classes:
+        raise ValueError(
+            f"dataset {data.name} has {data.input_shape} images and {data.num_classes} classes; "
+            f"the study searched for {tuple(input_shape)} and {num_classes}"
+        )
+    device = resolve_device(args.device)
+    print(
+        f"training for {args.train_epochs} epochs on the full {data.name} training split "
+        f"({device})...",
+        file=sys.stderr,
+    )
+    model = build_model(arch, data.in_channels, data.num_classes)
+    start = time.perf_counter()
+    test_acc, result = train_final(model, data, args.train_epochs, device=device, seed=args.seed)
+    if result.failure:
+        raise TrainingFailed(f"final training failed: {result.failure}; nothing written")
+    print(f"test accuracy {test_acc:.4f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    return model, test_acc, (data.mean, data.std)
+
+
+def _state_dict_bytes(model) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _onnx_bytes(arch: Arch, input_shape, num_classes: int, model=None) -> bytes:
+    """The model (trained if given, else freshly initialized) as ONNX, batch size free."""
+    import torch
+
+    from nas.builder import build_model
+
+    model = (model or build_model(arch, input_shape[0], num_classes)).eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        # The TorchScript-based exporter: the torch.export-based default needs onnxscript,
+        # which this tool does not depend on, and this static graph needs nothing it adds.
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, *input_shape),),
+            buffer,
+            dynamo=False,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return buffer.getvalue()
+
+
+def _write_all(files: dict[Path, bytes]) -> None:
+    """Write every file through a temporary sibling and a rename: none is ever half written."""
+    staged: list[tuple[str, Path]] = []
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        for path, data in files.items():
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((temporary, path))
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for secrets; these are not
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _path in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""`python -m nas.fidelity`: does the short proxy rank architectures like a long training does?
+
+Trains a fixed, seeded sample of architectures from a space (plus the landmarks) twice: with
+the proxy budget the search uses, and with a budget at least 10x larger; then reports Kendall
+tau and Spearman rho between the two rankings by validation accuracy, next to the baseline of
+ranking by MACs alone (on NAS-Bench-201, FLOPs alone give Kendall tau about 0.58).
+
+Every finished run is appended to a JSON-lines file at once, so an interrupted run resumes
+where it stopped: `--results` names it (default bench/results/fidelity_runs.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+from nas._cli import OneLineParser, fail
+
+
+def average_ranks(values: list[float]) -> list[float]:
+    """Ranks from 1, ties sharing the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman_rho(xs: list[float], ys: list[float]) -> float:
+    """Pearson correlation of the average ranks."""
+    rx, ry = average_ranks(xs), average_ranks(ys)
+    mean_x, mean_y = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mean_x) * (b - mean_y) for a, b in zip(rx, ry))
+    var_x = sum((a - mean_x) ** 2 for a in rx)
+    var_y = sum((b - mean_y) ** 2 for b in ry)
+    return cov / math.sqrt(var_x * var_y) if var_x and var_y else 0.0
+
+
+def kendall_tau(xs: list[float], ys: list[float]) -> float:
+    """Kendall's tau-b: concordant minus discordant pairs, corrected for ties."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(xs)):
+        for j in range(i + 1, len(xs)):
+            dx, dy = xs[i] - xs[j], ys[i] - ys[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt(
+        (concordant + discordant + ties_x) * (concordant + discordant + ties_y)
+    )
+    return (concordant - discordant) / denominator if denominator else 0.0
+
+
+def sample_archs(space_name: str, count: int, seed: int) -> list[tuple[str, str]]:
+    """(label, arch string): the landmarks first, then `count` seeded random architectures."""
+    import search_spaces
+    from search_spaces import LANDMARKS
+
+    space = search_spaces.get(space_name)
+    rng = random.Random(seed)
+    chosen = [(name, str(arch)) for name, arch in LANDMARKS.items()]
+    seen = {text for _, text in chosen}
+    while len(chosen) < len(LANDMARKS) + count:
+        params = {name: rng.choice(values) for name, values in space.choices.items()}
+        text = str(space.arch_from_params(params))
+        if text not in seen:
+            seen.add(text)
+            chosen.append((f"random{len(chosen) - len(LANDMARKS)}", text))
+    return chosen
+
+
+def load_runs(path: Path) -> dict[tuple[str, str], dict]:
+    """Finished runs keyed by (arch, budget); a torn last line from a crash is ignored."""
+    runs = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                run = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            runs[(run["arch"], run["budget"])] = run
+    return runs
+
+
+def train_once(arch_text: str, data, budget, device: str, seed: int) -> dict:
+    from nas.builder import build_model
+    from nas.cost import count_cost
+    from nas.train import train
+
+    model = build_model(arch_text, data.in_channels, data.num_classes)
+    result = train(model, data, budget, device=device, seed=seed)
+    return {
+        "arch": arch_text,
+        "budget": str(budget),
+        "val_acc": result.val_acc,
+        "curve": result.val_acc_curve,
+        "macs": count_cost(arch_text, data.input_shape, data.num_classes).macs,
+        "seconds": round(result.train_seconds + result.eval_seconds, 2),
+        "failure": result.failure,
+    }
+
+
+def correlations(rows: list[dict]) -> dict:
+    """Rank agreement of the proxy, and of MACs alone, with the long training."""
+    usable = [r for r in rows if r["short_acc"] is not None and r["long_acc"] is not None]
+    short = [r["short_acc"] for r in usable]
+    long = [r["long_acc"] for r in usable]
+    # More MACs is taken to mean more accurate: the baseline a proxy must beat.
+    macs = [float(r["macs"]) for r in usable]
+    return {
+        "architectures": len(usable),
+        "proxy_kendall_tau": round(kendall_tau(short, long), 4),
+        "proxy_spearman_rho": round(spearman_rho(short, long), 4),
+        "macs_kendall_tau": round(kendall_tau(macs, long), 4),
+        "macs_spearman_rho": round(spearman_rho(macs, long), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m nas.fidelity", description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="inception_to_xception")
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--archs",
+        type=int,
+        default=30,
+        help="random architectures besides the landmarks (default 30)",
+    )
+    parser.add_argument(
+        "--budget", default="auto", help="the proxy budget (default: the search's auto budget)"
+    )
+    parser.add_argument(
+        "--long-budget",
+        default=None,
+        help="the reference budget (default: 10x the proxy's epochs)",
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default="bench/results/fidelity_runs.jsonl")
+    parser.add_argument("--out", default="bench/results/fidelity.json")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as error:
+        return fail(str(error))
+
+
+def _run(args) -> int:
+    from nas.data import load_dataset
+    from nas.train import Budget, auto_budget, resolve_device
+
+    device = resolve_device(args.device)
+    short = (
+        auto_budget(device, args.dataset) if args.budget == "auto" else Budget.parse(args.budget)
+    )
+    long = (
+        Budget(short.epochs * 10, short.train_size)
+        if args.long_budget is None
+        else Budget.parse(args.long_budget)
+    )
+    short_images = short.epochs * (short.train_size or 10**9)
+    long_images = long.epochs * (long.train_size or 10**9)
+    if long_images < 10 * short_images:
+        raise ValueError(f"--long-budget {long} must be at least 10x the proxy budget {short}")
+    data = load_dataset(args.dataset, args.data_dir)
+    results_path = Path(args.results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(results_path)
+    archs = sample_archs(args.space, args.archs, args.seed)
+    start = time.monotonic()
+    todo = [(a, b) for _, a in archs for b in (short, long) if (a, str(b)) not in runs]
+    for index, (arch_text, budget) in enumerate(todo, 1):
+        run = train_once(arch_text, data, budget, device, args.seed)
+        runs[(arch_text, str(budget))] = run
+        with results_path.open("a") as handle:
+            handle.write(json.dumps(run) + "\n")
+        elapsed = time.monotonic() - start
+        print(
+            f"[{index}/{len(todo)}] {budget} acc {run['val_acc']:.4f} "
+            f"({run['seconds']:.0f} s, elapsed {elapsed / 60:.1f} min)",
+            file=sys.stderr,
+            flush=True,
+        )
+    rows = []
+    for label, arch_text in archs:
+        short_run, long_run = runs[(arch_text, str(short))], runs[(arch_text, str(long))]
+        rows.append(
+            {
+                "label": label,
+                "arch": arch_text,
+                "macs": short_run["macs"],
+                "short_acc": None if short_run["failure"] else short_run["val_acc"],
+                "long_acc": None if long_run["failure"] else long_run["val_acc"],
+            }
+        )
+    from nas._machine import machine
+
+    summary = {
+        "command": "python -m nas.fidelity " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "dataset": args.dataset,
+        "space": args.space,
+        "proxy_budget": str(short),
+        "long_budget": str(long),
+        "device": device,
+        **correlations(rows),
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""`python -m nas.findings`: the Inception and Xception papers' claims, measured on your data.
+
+Runs five small experiments at a stated budget, with several seeds each, and writes a Markdown
+report (default docs/findings.md):
+
+1. the spectrum: accuracy, MACs and latency against segments, 1 (normal) .. one per channel;
+2. factorization: a 5x5 against two stacked 3x3 (cost exactly 18/25; accuracy measured);
+3. the activation between the depthwise/spatial and the pointwise step (Xception: none is
+   better; Inception-v3: ReLU is better);
+4. the landmarks head to head at matched parameter count;
+5. FLOPs versus speed: MACs against measured latency, with their rank correlation.
+
+Each training run is appended to a JSON-lines file as it finishes (`--runs`), so an
+interrupted run resumes without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from nas._arch import Arch
+from nas._cli import OneLineParser, fail
+
+TARGET_PARAMS_FROM = "inception_v3"
+EXPERIMENTS = (
+    "spectrum",
+    "factorization",
+    "activation",
+    "matched",
+    "speed",
+)  # landmarks are scaled to this one's parameter count
+
+
+def spectrum_archs() -> list[tuple[str, Arch]]:
+    import optuna
+
+    import search_spaces
+
+    space = search_spaces.get("xception_spectrum")
+    return [
+        (f"segments={value}", space.sample(optuna.trial.FixedTrial({"segments": value})))
+        for value in space.choices["segments"]
+    ]
+
+
+def _with_knobs(arch: Arch, **knobs) -> Arch:
+    return Arch(arch.stem, tuple(replace(stage, **knobs) for stage in arch.stages))
+
+
+def factorization_archs() -> list[tuple[str, Arch]]:
+    from search_spaces import LANDMARKS
+
+    five = _with_knobs(LANDMARKS["normal"], branches=("5",))
+    return [
+        ("5x5 conv", five),
+        ("two stacked 3x3", _with_knobs(five, factorize=True)),
+        ("inception_v1 (5x5 branch)", LANDMARKS["inception_v1"]),
+        ("inception_v3 (3x3+3x3 branch)", LANDMARKS["inception_v3"]),
+    ]
+
+
+def activation_archs() -> list[tuple[str, Arch]]:
+    from search_spaces import LANDMARKS
+
+    xception, extreme = LANDMARKS["xception"], LANDMARKS["extreme_inception"]
+    return [
+        ("depthwise -> 1x1, no activation (Xception)", xception),
+        ("depthwise -> ReLU -> 1x1", _with_knobs(xception, mid_act=True)),
+        ("1x1 -> ReLU -> depthwise (extreme Inception)", extreme),
+        ("1x1 -> depthwise, no activation", _with_knobs(extreme, mid_act=False)),
+    ]
+
+
+def scaled(arch: Arch, multiplier: float) -> Arch:
+    """The same design with every width times `multiplier` (multiples of 4, at least 8)."""
+    stages = tuple(
+        replace(stage, width=max(8, int(round(stage.width * multiplier / 4)) * 4))
+        for stage in arch.stages
+    )
+    return Arch(max(8, int(round(arch.stem * multiplier / 4)) * 4), stages)
+
+
+def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:
+    """Each landmark widened or narrowed to the parameter count of TARGET_PARAMS_FROM."""
+    from nas.cost import count_cost
+    from search_spaces import LANDMARKS
+
+    def params(arch: Arch) -> int:
+        return count_cost(arch, input_shape, num_classes).params
+
+    target = params(LANDMARKS[TARGET_PARAMS_FROM])
+    matched = []
+    for name, arch in LANDMARKS.items():
+        candidates = [scaled(arch, m / 16) for m in range(4, 65)]
+        best = min(candidates, key=lambda a: abs(params(a) - target))
+        matched.append((name, best))
+    return matched
+
+
+def run_key(arch: Arch, budget: str, seed: int, dataset: str) -> str:
+    return f"{dataset}|{budget}|{seed}|{arch}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m nas.findings", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", default="auto", help="per run (default: the search's auto)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--runs", default="bench/results/findings_runs.jsonl")
+    parser.add_argument("--out", default="docs/findings.md")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated subset of {','.join(EXPERIMENTS)} (default all)",
+    )
+    args = parser.parse_args(argv)
+    only = EXPERIMENTS if args.only is None else tuple(args.only.split(","))
+    unknown = [name for name in only if name not in EXPERIMENTS]
+    if unknown:
+        return fail(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
+    args.only = only
+    if args.seeds < 1:
+        return fail(f"--seeds must be at least 1, got {args.seeds}")
+    try:
+        return _run(args)
+    except ValueError as error:
+        return fail(str(error))
+
+
+def _run(args) -> int:
+    from nas._findings_report import render
+    from nas._machine import machine
+    from nas.builder import build_model
+    from nas.cost import count_cost, measure_latency
+    from nas.data import load_dataset
+    from nas.train import Budget, auto_budget, resolve_device, train
+    from search_spaces import LANDMARKS
+
+    device = resolve_device(args.device)
+    budget = (
+        auto_budget(device, args.dataset) if args.budget == "auto" else Budget.parse(args.budget)
+    )
+    data = load_dataset(args.dataset, args.data_dir)
+    shape, classes = data.input_shape, data.num_classes
+    experiments = {
+        "spectrum": spectrum_archs(),
+        "factorization": factorization_archs(),
+        "activation": activation_archs(),
+        "matched": matched_landmarks(shape, classes),
+        "speed": list(LANDMARKS.items()),
+    }
+    experiments = {name: archs for name, archs in experiments.items() if name in args.only}
+    runs_path = Path(args.runs)
+    runs_path.parent.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    if runs_path.exists():
+        for line in runs_path.read_text().splitlines():
+            try:
+                run = json.loads(line)
+                runs[run["key"]] = run
+            except (json.JSONDecodeError, KeyError):
+                continue  # a torn last line from a crash
+    trained = {arch for name, archs in experiments.items() if name != "speed" for _, arch in archs}
+    todo = [
+        (a, s)
+        for a in sorted(trained, key=str)
+        for s in range(args.seeds)
+        if run_key(a, str(budget), s, args.dataset) not in runs
+    ]
+    start = time.monotonic()
+    for index, (arch, seed) in enumerate(todo, 1):
+        model = build_model(arch, data.in_channels, classes)
+        result = train(model, data, budget, device=device, seed=seed)
+        run = {
+            "key": run_key(arch, str(budget), seed, args.dataset),
+            "val_acc": result.val_acc,
+            "failure": result.failure,
+            "seconds": round(result.train_seconds, 2),
+        }
+        runs[run["key"]] = run
+        with runs_path.open("a") as handle:
+            handle.write(json.dumps(run) + "\n")
+        print(
+            f"[{index}/{len(todo)}] acc {result.val_acc:.4f} elapsed "
+            f"{(time.monotonic() - start) / 60:.1f} min",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    tables = {}
+    for name, archs in experiments.items():
+        rows = []
+        for label, arch in archs:
+            cost = count_cost(arch, shape, classes)
+            latency = measure_latency(arch, shape, device=device, batch_sizes=(1, 64))
+            accs = [
+                runs[k]["val_acc"]
+                for s in range(args.seeds)
+                if (k := run_key(arch, str(budget), s, args.dataset)) in runs
+                and not runs[k]["failure"]
+            ]
+            rows.append(
+                {
+                    "label": label,
+                    "arch": str(arch),
+                    "macs": cost.macs,
+                    "params": cost.params,
+                    "latency_ms_b1": round(latency[1], 3),
+                    "latency_ms_b64": round(latency[64], 3),
+                    "acc_mean": statistics.mean(accs) if accs else None,
+                    "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "seeds": len(accs),
+                }
+            )
+        tables[name] = rows
+    context = {
+        "dataset": args.dataset,
+        "budget": str(budget),
+        "seeds": args.seeds,
+        "device": device,
+        "machine": machine(),
+        "command": "python -m nas.findings " + " ".join(sys.argv[1:]),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(tables, context))
+    out.with_suffix(".json").write_text(
+        json.dumps({"context": context, "tables": tables}, indent=2) + "\n"
+    )
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

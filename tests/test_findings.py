@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+from nas.cost import count_cost
+from nas.findings import activation_archs, factorization_archs, main, matched_landmarks
+from search_spaces import LANDMARKS
+
+
+def test_experiment_designs_differ_in_one_knob():
+    five, three, *_ = (arch for _, arch in factorization_archs())
+    assert str(five).replace("_f0_", "_f1_") == str(three)
+    plain, relu, *_ = (arch for _, arch in activation_archs())
+    assert plain == LANDMARKS["xception"]
+    assert str(plain).replace("_a0_", "_a1_") == str(relu)
+
+
+def test_landmarks_are_matched_in_parameters():
+    matched = matched_landmarks((1, 28, 28), 10)
+    target = count_cost(LANDMARKS["inception_v3"], (1, 28, 28)).params
+    for name, arch in matched:
+        params = count_cost(arch, (1, 28, 28)).params
+        assert abs(params - target) / target < 0.35, (name, params, target)
+
+
+def test_findings_report_on_digits(tmp_path):
+    out = tmp_path / "findings.md"
+    argv = [
+        "--dataset",
+        "digits",
+        "--seeds",
+        "2",
+        "--budget",
+        "1x200",
+        "--device",
+        "cpu",
+        "--runs",
+        str(tmp_path / "runs.jsonl"),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = out.read_text()
+    for heading in (
+        "1. The spectrum",
+        "2. Factorization",
+        "3. An activation",
+        "4. Landmarks at matched",
+        "5. FLOPs versus speed",
+    ):
+        assert heading in text
+    assert "Kendall tau" in text and "±" in text
+    tables = json.loads(out.with_suffix(".json").read_text())["tables"]
+    assert all(row["seeds"] == 2 for row in tables["spectrum"])
