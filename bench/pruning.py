@@ -19,10 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from bench._machine import machine  # noqa: E402
+from bench._machine import machine, write_results  # noqa: E402
 from bench._search_runs import hypervolume_curve, run_search, training_seconds  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -82,8 +80,6 @@ def main() -> None:
         "median_hypervolume_ratio": ratio,
         "goal_met": saved >= 0.30 and ratio >= 0.98,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pruning.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Multi-objective pruning",
         "",
@@ -108,8 +104,7 @@ def main() -> None:
         f"**{ratio:.3f}** (goal: >= 30% saved, ratio >= 0.98): "
         f"{'met' if result['goal_met'] else 'not met'}.",
     ]
-    (RESULTS / "pruning.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("pruning", result, lines)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Goal: the default sampler (nsga2) after 100 trials reaches at least random's hyp
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -18,10 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import machine  # noqa: E402
+from bench._machine import machine, write_results  # noqa: E402
 from bench._search_runs import hypervolume_curve, run_search  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -90,8 +87,6 @@ def main() -> None:
             ),
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search_efficiency.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Sampler efficiency",
         "",
@@ -110,8 +105,7 @@ def main() -> None:
         f"Goal: nsga2 after 100 trials ({goal_nsga2:.4f}) >= random after {args.trials} "
         f"({goal_random:.4f}): **{'met' if result['goal']['met'] else 'not met'}**.",
     ]
-    (RESULTS / "search_efficiency.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("search_efficiency", result, lines)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import tempfile
 import time
@@ -21,10 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nas._objective as objective_module  # noqa: E402
-from bench._machine import machine  # noqa: E402
+from bench._machine import machine, write_results  # noqa: E402
 from nas import search  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def timed(module, name: str, totals: dict, key: str) -> None:
@@ -85,8 +82,6 @@ def main() -> None:
         "outside_share": round(outside / wall, 4),
         "per_trial_outside_ms": round(outside / args.trials * 1e3, 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Search overhead",
         "",
@@ -108,8 +103,7 @@ def main() -> None:
         f"Outside training and evaluation: **{result['outside_share']:.1%}** of wall time, "
         f"{result['per_trial_outside_ms']:.0f} ms per trial.",
     ]
-    (RESULTS / "search_overhead.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("search_overhead", result, lines)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,10 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         sys.exit(fail(f"{message} (see {self.prog} --help)"))
+
+
+def budget_option(text: str, device: str, dataset: str):
+    """The training budget a --budget option names: "auto" (per device) or EPOCHSxSIZE."""
+    from nas.train import Budget, auto_budget
+
+    return auto_budget(device, dataset) if text == "auto" else Budget.parse(text)

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from nas._cli import OneLineParser, fail
+from nas._cli import OneLineParser, budget_option, fail
+from nas._runlog import append_run, read_runs
 
 
 def average_ranks(values: list[float]) -> list[float]:
@@ -87,16 +88,8 @@ def sample_archs(space_name: str, count: int, seed: int) -> list[tuple[str, str]
 
 
 def load_runs(path: Path) -> dict[tuple[str, str], dict]:
-    """Finished runs keyed by (arch, budget); a torn last line from a crash is ignored."""
-    runs = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                run = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            runs[(run["arch"], run["budget"])] = run
-    return runs
+    """Finished runs keyed by (arch, budget)."""
+    return {(run["arch"], run["budget"]): run for run in read_runs(path)}
 
 
 def train_once(arch_text: str, data, budget, device: str, seed: int) -> dict:
@@ -165,12 +158,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from nas.data import load_dataset
-    from nas.train import Budget, auto_budget, resolve_device
+    from nas.train import Budget, resolve_device
 
     device = resolve_device(args.device)
-    short = (
-        auto_budget(device, args.dataset) if args.budget == "auto" else Budget.parse(args.budget)
-    )
+    short = budget_option(args.budget, device, args.dataset)
     long = (
         Budget(short.epochs * 10, short.train_size)
         if args.long_budget is None
@@ -190,8 +181,7 @@ def _run(args) -> int:
     for index, (arch_text, budget) in enumerate(todo, 1):
         run = train_once(arch_text, data, budget, device, args.seed)
         runs[(arch_text, str(budget))] = run
-        with results_path.open("a") as handle:
-            handle.write(json.dumps(run) + "\n")
+        append_run(results_path, run)
         elapsed = time.monotonic() - start
         print(
             f"[{index}/{len(todo)}] {budget} acc {run['val_acc']:.4f} "

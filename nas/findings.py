@@ -24,7 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas._arch import Arch
-from nas._cli import OneLineParser, fail
+from nas._cli import OneLineParser, budget_option, fail
+from nas._runlog import append_run, read_runs
 
 TARGET_PARAMS_FROM = "inception_v3"
 EXPERIMENTS = (
@@ -140,13 +141,11 @@ def _run(args) -> int:
     from nas.builder import build_model
     from nas.cost import count_cost, measure_latency
     from nas.data import load_dataset
-    from nas.train import Budget, auto_budget, resolve_device, train
+    from nas.train import resolve_device, train
     from search_spaces import LANDMARKS
 
     device = resolve_device(args.device)
-    budget = (
-        auto_budget(device, args.dataset) if args.budget == "auto" else Budget.parse(args.budget)
-    )
+    budget = budget_option(args.budget, device, args.dataset)
     data = load_dataset(args.dataset, args.data_dir)
     shape, classes = data.input_shape, data.num_classes
     experiments = {
@@ -159,14 +158,7 @@ def _run(args) -> int:
     experiments = {name: archs for name, archs in experiments.items() if name in args.only}
     runs_path = Path(args.runs)
     runs_path.parent.mkdir(parents=True, exist_ok=True)
-    runs = {}
-    if runs_path.exists():
-        for line in runs_path.read_text().splitlines():
-            try:
-                run = json.loads(line)
-                runs[run["key"]] = run
-            except (json.JSONDecodeError, KeyError):
-                continue  # a torn last line from a crash
+    runs = {run["key"]: run for run in read_runs(runs_path) if "key" in run}
     trained = {arch for name, archs in experiments.items() if name != "speed" for _, arch in archs}
     todo = [
         (a, s)
@@ -185,8 +177,7 @@ def _run(args) -> int:
             "seconds": round(result.train_seconds, 2),
         }
         runs[run["key"]] = run
-        with runs_path.open("a") as handle:
-            handle.write(json.dumps(run) + "\n")
+        append_run(runs_path, run)
         print(
             f"[{index}/{len(todo)}] acc {result.val_acc:.4f} elapsed "
             f"{(time.monotonic() - start) / 60:.1f} min",

@@ -1,0 +1,25 @@
+"""An append-only JSON-lines log of finished training runs, so long experiments resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_runs(path: Path) -> list[dict]:
+    """Every run logged so far; a torn last line from a crash is ignored."""
+    runs = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return runs
+
+
+def append_run(path: Path, run: dict) -> None:
+    """Log one run at once (one line, flushed), before the next one starts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(run) + "\n")
