@@ -1,0 +1,215 @@
+"""How the dashboard scales: the time to build the main figure for a study of 5,000 trials.
+
+The headline figure is the data step (FrozenTrials -> trials frame with Pareto membership) plus
+the figure builder (the fronts scatter, WebGL at this size), median over repeats, which is what
+a live update of the fronts page costs the server once the trials are read. Also measured: the
+JSON the browser receives, the other pages' builders, parameter importances, and, on a real
+sqlite file, the first read of all trials, a poll when nothing changed, and a poll after one
+new trial (Optuna's cached storage re-reads only new and unfinished trials).
+
+Trials are fake but follow the search's schema (tests/dashboard_fixtures.py): no training.
+
+    python bench/dashboard_scale.py                  # 5,000 trials -> bench/results/
+    python bench/dashboard_scale.py --no-storage     # skip the sqlite part (writing takes ~2 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+import plotly.io  # noqa: E402
+
+from dashboard.data import (  # noqa: E402
+    FrameCache,
+    hypervolume_series,
+    param_importances,
+    spectrum_frame,
+    state_counts,
+    time_spent,
+    trials_frame,
+)
+from dashboard.figures import fronts_figure, spectrum_figure  # noqa: E402
+from dashboard.search_figures import progress_figure  # noqa: E402
+from dashboard.storage import StorageReader, StudyInfo  # noqa: E402
+from tests.dashboard_fixtures import (  # noqa: E402
+    add_complete_trials,
+    fast_storage,
+    make_trials,
+    study_attrs,
+)
+
+RESULTS = ROOT / "bench" / "results"
+NAME = "scale"
+
+
+def machine() -> dict:
+    try:
+        from nas._machine import machine as describe
+
+        return describe()
+    except ImportError:
+        return {
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+
+
+def median_seconds(function, repeats: int, warmup: int = 1) -> tuple[float, object]:
+    """Median wall time of `function()` over `repeats` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        function()  # plotly builds its validators lazily on first use
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def in_memory(trials: list, repeats: int) -> dict:
+    info = StudyInfo(
+        NAME, ("maximize", "minimize", "minimize"), ("val_acc", "macs", "latency_ms"),
+        study_attrs(latency=True),
+    )  # fmt: skip
+    data_s, frame = median_seconds(lambda: trials_frame(info, trials), repeats)
+    figure_s, figure = median_seconds(lambda: fronts_figure(frame, "macs"), repeats)
+    both_s, _ = median_seconds(lambda: fronts_figure(trials_frame(info, trials), "macs"), repeats)
+    json_s, payload = median_seconds(lambda: plotly.io.to_json(figure, validate=False), repeats)
+
+    def spectrum():
+        return spectrum_figure(*spectrum_frame(frame, "decoupling"), "decoupling")
+
+    def progress():
+        return progress_figure(hypervolume_series(frame), state_counts(frame), time_spent(frame))
+
+    spectrum_s, _ = median_seconds(spectrum, repeats)
+    progress_s, _ = median_seconds(progress, repeats)
+    study = optuna.create_study(directions=list(info.directions))
+    study.add_trials(trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        importance_s, result = median_seconds(lambda: param_importances(study, info), 1, 0)
+    assert not result.message, result.message
+    return {
+        "main_figure_s": round(both_s, 3),
+        "data_step_s": round(data_s, 3),
+        "fronts_figure_s": round(figure_s, 3),
+        "figure_json_s": round(json_s, 3),
+        "figure_json_mb": round(len(payload) / 1e6, 2),
+        "trace_types": sorted({trace.type for trace in figure.data}),
+        "points_drawn": int(sum(len(trace.x) for trace in figure.data if trace.x is not None)),
+        "spectrum_page_s": round(spectrum_s, 3),
+        "progress_page_s": round(progress_s, 3),
+        "importances_s": round(importance_s, 3),
+    }
+
+
+def on_sqlite(trials: list, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/studies.db"
+        start = time.perf_counter()
+        storage = fast_storage(url)
+        study = optuna.create_study(
+            storage=storage, study_name=NAME, directions=["maximize", "minimize", "minimize"]
+        )
+        for key, value in study_attrs(latency=True).items():
+            study.set_user_attr(key, value)
+        study.add_trials(trials)
+        storage.engine.dispose()
+        write_s = time.perf_counter() - start
+
+        cache = FrameCache(StorageReader(url))
+        first_s, _ = median_seconds(lambda: cache.frame([NAME]), 1, 0)
+        poll_s, _ = median_seconds(lambda: cache.versions([NAME]), repeats)
+        add_complete_trials(url, NAME, 1)
+        new_s, frame = median_seconds(lambda: (cache.versions([NAME]), cache.frame([NAME])), 1, 0)
+        assert len(frame[1]) == len(trials) + 1
+        cache.reader.close()
+    return {
+        "write_study_s": round(write_s, 1),
+        "first_read_s": round(first_s, 3),
+        "poll_unchanged_s": round(poll_s, 4),
+        "poll_after_new_trial_s": round(new_s, 3),
+    }
+
+
+def markdown(result: dict) -> str:
+    memory, disk = result["in_memory"], result.get("sqlite")
+    lines = [
+        "# Dashboard at scale",
+        "",
+        f"`{result['command']}` on {result['machine'].get('cpu')} "
+        f"({result['machine'].get('cores', '?')} cores), {result['machine']['date']}.",
+        "",
+        f"{result['trials']} trials in one study (fake, schema of the search), 3 objectives.",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+        f"| **main figure: data step + fronts figure** | **{memory['main_figure_s']:.3f}** |",
+        f"| data step (trials frame, Pareto membership) | {memory['data_step_s']:.3f} |",
+        f"| fronts figure ({'/'.join(memory['trace_types'])}) | {memory['fronts_figure_s']:.3f} |",
+        f"| figure to JSON ({memory['figure_json_mb']} MB sent to the browser) "
+        f"| {memory['figure_json_s']:.3f} |",
+        f"| spectrum page figure | {memory['spectrum_page_s']:.3f} |",
+        f"| progress page figure (hypervolume per trial) | {memory['progress_page_s']:.3f} |",
+        f"| parameter importances, 3 objectives | {memory['importances_s']:.3f} |",
+    ]
+    if disk:
+        lines += [
+            f"| sqlite: first read of all trials | {disk['first_read_s']:.3f} |",
+            f"| sqlite: poll, nothing changed | {disk['poll_unchanged_s']:.4f} |",
+            f"| sqlite: poll + rebuild after one new trial "
+            f"| {disk['poll_after_new_trial_s']:.3f} |",
+        ]
+    lines += [
+        "",
+        "Medians over repeats after a warm-up run (importances and sqlite reads: one cold run). "
+        "The fronts use WebGL "
+        "(Scattergl) from 1,000 points per trace.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5000, help="trials in the study")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per step")
+    parser.add_argument("--no-storage", action="store_true", help="skip the sqlite part")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    trials = make_trials(args.trials - 7, seed=0, latency=True)  # + the 7 landmarks
+    result = {
+        "command": shlex.join(["python", "bench/dashboard_scale.py", *(argv or sys.argv[1:])]),
+        "machine": machine(),
+        "trials": len(trials),
+        "in_memory": in_memory(trials, args.repeats),
+    }
+    if not args.no_storage:
+        result["sqlite"] = on_sqlite(trials, args.repeats)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dashboard_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "dashboard_scale.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

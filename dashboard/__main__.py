@@ -1,0 +1,52 @@
+"""`python -m dashboard [--storage URL] [--host H] [--port P]`: serve the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+from dashboard.app import DEFAULT_STORAGE, create_app
+from dashboard.storage import INVALID, OK, check_storage
+from nas._cli import fail
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard",
+        description="Browse the Pareto fronts of stored searches (reads the storage only).",
+    )
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=8050, help="port to serve on")
+    parser.add_argument(
+        "--poll", type=float, default=5.0, help="seconds between checks for new trials"
+    )
+    parser.add_argument("--debug", action="store_true", help="Dash debug mode (reloader off)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    status = check_storage(args.storage)
+    if status.kind == INVALID:
+        return fail(status.message)
+    if args.poll <= 0:
+        return fail(f"--poll must be positive, got {args.poll}")
+    try:
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as error:
+        return fail(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}")
+    if status.kind != OK:
+        print(f"note: {status.message}; the page shows how to start a search", file=sys.stderr)
+    app = create_app(args.storage, poll_seconds=args.poll, preload=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    print(f"dashboard on http://{args.host}:{args.port}/ reading {args.storage}", file=sys.stderr)
+    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Callbacks: each a few lines around a view function that tests call directly.
+
+View functions take the app's `FrameCache` and plain values (what Dash passes) and return plain
+values or components; `register_callbacks` only wires them to component ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlencode
+
+import pandas as pd
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard import layout
+from dashboard.data import (
+    FrameCache,
+    Importances,
+    hypervolume_series,
+    param_importances,
+    spectrum_frame,
+    state_counts,
+    time_spent,
+)
+from dashboard.figures import fronts_figure, spectrum_figure
+from dashboard.search_figures import importance_figure, progress_figure
+from dashboard.storage import OK
+from dashboard.trial_data import arch_diagram, cost_table, trial_details
+from dashboard.trial_page import trial_page
+
+
+def poll_view(cache: FrameCache, selection: list[str] | None) -> dict:
+    """The storage's status, its studies, the default pick, and a version per picked study."""
+    status = cache.reader.status()
+    result = {"status": {"kind": status.kind, "message": status.message}, "options": []}
+    result.update(value=None, versions={}, live=f"checked {dt.datetime.now():%H:%M:%S}")
+    if status.kind != OK:
+        return result
+    try:
+        infos = cache.infos()
+        picked = selection if selection is not None else list(infos)[-1:]
+        result["versions"] = cache.versions(picked)
+    except SQLAlchemyError as error:  # e.g. locked by a writer: keep what is shown, retry
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        result.update(options=None, versions=None, live=f"storage busy ({reason}); retrying")
+        return result
+    result["options"] = [
+        {"label": _study_label(info.name, info.attrs), "value": name}
+        for name, info in infos.items()
+    ]
+    result["value"] = picked
+    trials = sum(int(version.split("/")[0]) for version in result["versions"].values())
+    result["live"] = f"live · {trials} trials · checked {dt.datetime.now():%H:%M:%S}"
+    return result
+
+
+def _study_label(name: str, attrs: dict) -> str:
+    about = ", ".join(str(attrs[key]) for key in ("space", "dataset") if attrs.get(key))
+    return f"{name} ({about})" if about else name
+
+
+def trial_href(click_data: dict | None) -> str | None:
+    """The trial page URL of a clicked point (its customdata is [study, number])."""
+    try:
+        study, number = click_data["points"][0]["customdata"][:2]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+    return "/trial?" + urlencode({"study": study, "number": int(number)})
+
+
+def parse_trial_search(search: str | None) -> tuple[str, int] | None:
+    query = parse_qs((search or "").lstrip("?"))
+    try:
+        return query["study"][0], int(query["number"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def route_view(
+    cache: FrameCache, pathname: str, search: str, status: dict | None, can_export: bool
+):
+    """The page for a URL, or the status page while the storage is not usable."""
+    status = status or {"kind": cache.reader.status().kind, "message": ""}
+    if status["kind"] != OK:
+        return layout.status_page(status["kind"], status["message"], cache.reader.url)
+    pages = {
+        "/": layout.fronts_page,
+        "/spectrum": layout.spectrum_page,
+        "/progress": layout.progress_page,
+        "/importance": layout.importance_page,
+    }
+    if pathname in pages:
+        return pages[pathname]()
+    if pathname == "/trial":
+        target = parse_trial_search(search)
+        if target is None:
+            return layout.not_found("a trial URL looks like /trial?study=NAME&number=N")
+        return trial_view(cache, *target, can_export=can_export)
+    return layout.not_found(f"no page at {pathname}")
+
+
+def trial_view(cache: FrameCache, study: str, number: int, can_export: bool):
+    from nas import Arch
+
+    info = cache.infos().get(study)
+    trial = None
+    if info is not None:
+        trial = next((t for t in cache.reader.trials(study) if t.number == number), None)
+    if trial is None:
+        return layout.not_found(f"no trial {number} in study {study!r}")
+    details = trial_details(info, trial)
+    stem, stages, costs, error = None, (), None, "no architecture stored for this trial"
+    if details.arch:
+        try:
+            arch = Arch.parse(details.arch)
+            stem, stages = arch.stem, arch_diagram(arch)
+            error = "the study does not record its input shape, so costs cannot be counted"
+            if details.input_shape:
+                costs = cost_table(details.arch, details.input_shape, details.num_classes)
+        except (ValueError, RuntimeError) as exc:
+            error = f"cannot draw or count this architecture: {exc}"
+    return trial_page(details, stem, stages, costs, error, can_export)
+
+
+def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
+    return fronts_figure(cache.frame(selection or []), cost or "macs")
+
+
+def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):
+    done, order = spectrum_frame(cache.frame(selection or []), by or "decoupling")
+    return spectrum_figure(done, order, by or "decoupling")
+
+
+def progress_view(cache: FrameCache, selection: list[str] | None):
+    frame = cache.frame(selection or [])
+    figure = progress_figure(hypervolume_series(frame), state_counts(frame), time_spent(frame))
+    rows = []
+    for study, trials in frame.groupby("study", sort=False):
+        start, end = trials["datetime_start"].min(), trials["datetime_complete"].max()
+        wall = (end - start).total_seconds() / 3600 if pd.notna(start) and pd.notna(end) else 0.0
+        best = trials["val_acc"].max()
+        rows.append(
+            [study, len(trials), f"{wall:.2f} h", f"{trials['duration_s'].sum() / 3600:.2f} h",
+             "n/a" if pd.isna(best) else f"{best:.4f}"]
+        )  # fmt: skip
+    header = ["study", "trials", "wall clock", "trial hours", "best val acc"]
+    return figure, layout.table(header, rows)
+
+
+def importance_view(cache: FrameCache, selection: list[str] | None, memo: dict) -> list:
+    """A figure (or a reason) per picked study; `memo` keeps each study's latest result."""
+    children: list = []
+    infos = cache.infos()
+    versions = cache.versions(selection or [])
+    for name, version in versions.items():
+        if memo.get(name, (None,))[0] != version:
+            memo[name] = (version, param_importances(cache.reader.study(name), infos[name]))
+        result: Importances = memo[name][1]
+        children.append(html.H3(name))
+        if result.message:
+            children.append(html.P(result.message, className="hint"))
+        if result.by_objective:
+            children.append(dcc.Graph(figure=importance_figure(result.by_objective)))
+    return children or [html.P("Pick a study above.", className="hint")]
+
+
+def download_view(exporter: Callable, storage_url: str, search: str) -> tuple:
+    """(dcc.Download data, error text) for the trial in the URL."""
+    target = parse_trial_search(search)
+    if target is None:
+        return no_update, "no trial in the URL"
+    study, number = target
+    try:
+        code = exporter(storage_url, study, number)
+    except Exception as error:  # noqa: BLE001 - shown to the user instead of a broken button
+        return no_update, f"export failed: {error}"
+    return dcc.send_string(code, f"{study}_trial{number}.py"), ""
+
+
+def _changed(new, old):
+    return no_update if new is None or new == old else new
+
+
+def register_callbacks(app: Dash, cache: FrameCache, exporter: Callable | None) -> None:
+    """Wire every view to its components (pages come and go; ids may be absent)."""
+    memo: dict = {}
+
+    @app.callback(
+        Output("storage-status", "data"),
+        Output("studies", "options"),
+        Output("studies", "value"),
+        Output("versions", "data"),
+        Output("live", "children"),
+        Input("poll", "n_intervals"),
+        State("studies", "value"),
+        State("studies", "options"),
+        State("storage-status", "data"),
+        State("versions", "data"),
+    )
+    def poll(_tick, selection, options, status, versions):
+        new = poll_view(cache, selection)
+        value = new["value"] if selection is None and new["value"] is not None else no_update
+        return (
+            _changed(new["status"], status),
+            _changed(new["options"], options),
+            value,
+            _changed(new["versions"], versions),
+            new["live"],
+        )
+
+    @app.callback(
+        Output("page", "children"),
+        Input("url", "pathname"),
+        Input("url", "search"),
+        Input("storage-status", "data"),
+    )
+    def route(pathname, search, status):
+        return route_view(cache, pathname or "/", search, status, exporter is not None)
+
+    for graph in ("fronts-graph", "spectrum-graph"):
+
+        @app.callback(
+            Output("url", "href", allow_duplicate=True),
+            Input(graph, "clickData"),
+            prevent_initial_call=True,
+        )
+        def open_trial(click_data):
+            return trial_href(click_data) or no_update
+
+    @app.callback(
+        Output("fronts-graph", "figure"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+        Input("cost-axis", "value"),
+    )
+    def fronts(_versions, selection, cost):
+        return fronts_view(cache, selection, cost)
+
+    @app.callback(
+        Output("spectrum-graph", "figure"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+        Input("spectrum-by", "value"),
+    )
+    def spectrum(_versions, selection, by):
+        return spectrum_view(cache, selection, by)
+
+    @app.callback(
+        Output("progress-graph", "figure"),
+        Output("progress-table", "children"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+    )
+    def progress(_versions, selection):
+        return progress_view(cache, selection)
+
+    @app.callback(
+        Output("importance-content", "children"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+    )
+    def importance(_versions, selection):
+        return importance_view(cache, selection, memo)
+
+    if exporter is not None:
+
+        @app.callback(
+            Output("download", "data"),
+            Output("download-error", "children"),
+            Input("download-button", "n_clicks"),
+            State("url", "search"),
+            prevent_initial_call=True,
+        )
+        def download(_clicks, search):
+            return download_view(exporter, cache.reader.url, search)

@@ -1,0 +1,309 @@
+"""Storage -> plain data: one pandas frame of trials per study, and what the pages derive from it.
+
+Everything here is pure (FrozenTrials in, frames and named tuples out) except `FrameCache`, which
+remembers the frame of each study until the study changes. Pareto membership is decided here,
+never in the figure builders.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from dashboard.storage import StorageReader, StudyInfo
+from nas.pareto import hypervolume, pareto_indices
+
+# Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
+COST_COLUMNS = ("macs", "params", "latency_ms")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+MIN_IMPORTANCE_TRIALS = 8
+
+COLUMNS = [
+    "study", "number", "state", "val_acc", "last_acc", "macs", "params", "latency_ms",
+    "decoupling", "arch", "segments", "landmark", "duplicate_of", "pruned_at_epoch", "constraint",
+    "failure", "train_seconds", "datetime_start", "datetime_complete", "duration_s",
+]  # fmt: skip
+
+
+def _number(value) -> float:
+    """A finite float, or NaN for anything missing or not a number."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
+    """One trial as a flat record (accuracy and costs from values, else from user attrs)."""
+    attrs = trial.user_attrs
+    values = dict(zip(info.objectives, trial.values or ())) if trial.values else {}
+    curve = attrs.get("val_acc_curve") or list(trial.intermediate_values.values())
+    start, complete = trial.datetime_start, trial.datetime_complete
+    return {
+        "study": info.name,
+        "number": trial.number,
+        "state": trial.state.name,
+        "val_acc": _number(values.get("val_acc")),
+        "last_acc": _number(curve[-1]) if curve else math.nan,
+        "macs": _number(attrs.get("macs", values.get("macs"))),
+        "params": _number(attrs.get("params")),
+        "latency_ms": _number(attrs.get("latency_ms", values.get("latency_ms"))),
+        "decoupling": _number(attrs.get("decoupling")),
+        "arch": str(attrs.get("arch", "")),
+        # A space that sweeps one shared segments knob stores it as a param: the request, before
+        # narrow stages lower it; otherwise spectrum_frame derives it from the architecture.
+        "segments": str(trial.params.get("segments", "")),
+        "landmark": str(attrs.get("landmark") or ""),
+        "duplicate_of": _number(attrs.get("duplicate_of")),
+        "pruned_at_epoch": _number(attrs.get("pruned_at_epoch")),
+        "constraint": str(attrs.get("constraint") or ""),
+        "failure": str(attrs.get("failure") or ""),
+        "train_seconds": _number(attrs.get("train_seconds")),
+        "datetime_start": start,
+        "datetime_complete": complete,
+        "duration_s": (complete - start).total_seconds() if start and complete else math.nan,
+    }
+
+
+def trials_frame(info: StudyInfo, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
+    """Every trial of one study as a row of COLUMNS plus one `pareto_<cost>` column per cost."""
+    frame = pd.DataFrame([trial_row(info, trial) for trial in trials], columns=COLUMNS)
+    missing = frame["decoupling"].isna() & (frame["arch"] != "")
+    if missing.any():
+        frame.loc[missing, "decoupling"] = frame.loc[missing, "arch"].map(_decoupling)
+    return add_pareto_columns(frame)
+
+
+@lru_cache(maxsize=65536)
+def _decoupling(arch_text: str) -> float:
+    from nas import Arch, decoupling_degree
+
+    try:
+        return decoupling_degree(Arch.parse(arch_text))
+    except ValueError:
+        return math.nan
+
+
+def pareto_mask(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """True where no other point has cost <= and accuracy >= with one of them strict.
+
+    NaN points are never on the front. Equal points (a duplicate's reused result) both are.
+    """
+    cost, accuracy = np.asarray(cost, float), np.asarray(accuracy, float)
+    mask = np.zeros(len(cost), bool)
+    valid = np.flatnonzero(np.isfinite(cost) & np.isfinite(accuracy))
+    order = valid[np.lexsort((-accuracy[valid], cost[valid]))]  # cost up, accuracy down
+    best_cheaper = -math.inf  # best accuracy among strictly cheaper points
+    start = 0
+    while start < len(order):
+        stop = start
+        while stop < len(order) and cost[order[stop]] == cost[order[start]]:
+            stop += 1
+        group = order[start:stop]
+        top = accuracy[group[0]]
+        if top > best_cheaper:
+            mask[group[accuracy[group] == top]] = True
+            best_cheaper = top
+        start = stop
+    return mask
+
+
+def add_pareto_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark each study's 2-D front of validation accuracy against each cost (COMPLETE only)."""
+    frame = frame.copy()
+    complete = (frame["state"] == "COMPLETE").to_numpy()
+    for cost in COST_COLUMNS:
+        column = np.zeros(len(frame), bool)
+        for _, rows in frame.groupby("study", sort=False).indices.items():
+            rows = rows[complete[rows]]
+            column[rows] = pareto_mask(
+                frame[cost].to_numpy()[rows], frame["val_acc"].to_numpy()[rows]
+            )
+        frame[f"pareto_{cost}"] = column
+    return frame
+
+
+def front_line(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """One study's front for `cost`, sorted by cost: the corners of its step line."""
+    front = frame[frame[f"pareto_{cost}"]]
+    return front.sort_values([cost, "val_acc"])[[cost, "val_acc", "number"]]
+
+
+def fingerprint(trials: Sequence[FrozenTrial]) -> tuple:
+    """What changes whenever a trial is added, finishes or changes state: for cheap polling."""
+    finished = [trial for trial in trials if trial.state.is_finished()]
+    last = max(
+        (trial.datetime_complete for trial in finished if trial.datetime_complete), default=None
+    )
+    running = sum(trial.state == TrialState.RUNNING for trial in trials)
+    return (len(trials), len(finished), running, last.isoformat() if last else None)
+
+
+class FrameCache:
+    """The trials frame of each study, rebuilt only when the study's fingerprint changes."""
+
+    def __init__(self, reader: StorageReader) -> None:
+        self.reader = reader
+        self._lock = threading.Lock()
+        self._frames: dict[str, tuple[tuple, pd.DataFrame]] = {}
+
+    def infos(self) -> dict[str, StudyInfo]:
+        return {info.name: info for info in self.reader.studies()}
+
+    def versions(self, names: Sequence[str]) -> dict[str, str]:
+        """A short version string per existing study, changing whenever its trials change."""
+        infos = self.infos()
+        return {
+            name: "/".join(map(str, self._load(infos[name])[0])) for name in names if name in infos
+        }
+
+    def frame(self, names: Sequence[str]) -> pd.DataFrame:
+        """The trials of the named studies (unknown names are left out), in one frame."""
+        infos = self.infos()
+        frames = [self._load(infos[name])[1] for name in names if name in infos]
+        if not frames:
+            return add_pareto_columns(pd.DataFrame(columns=COLUMNS))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def _load(self, info: StudyInfo) -> tuple[tuple, pd.DataFrame]:
+        trials = self.reader.trials(info.name)
+        key = fingerprint(trials)
+        with self._lock:
+            cached = self._frames.get(info.name)
+            if cached is not None and cached[0] == key:
+                return cached
+        built = (key, trials_frame(info, trials))
+        with self._lock:
+            self._frames[info.name] = built
+        return built
+
+
+def hypervolume_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hypervolume after each trial number, per study: the same normalized measure the search
+    prints and the benchmarks use (nas.pareto.hypervolume), so the numbers agree."""
+    rows = []
+    for study, trials in frame.groupby("study", sort=False):
+        trials = trials.sort_values("number")
+        front: list[tuple[float, float]] = []
+        volume = 0.0
+        for number, state, accuracy, macs in trials[
+            ["number", "state", "val_acc", "macs"]
+        ].itertuples(index=False):
+            if state == "COMPLETE" and math.isfinite(accuracy) and math.isfinite(macs):
+                front.append((accuracy, macs))
+                front = [front[i] for i in pareto_indices(front)]
+                volume = hypervolume(front)
+            rows.append((study, number, volume))
+    return pd.DataFrame(rows, columns=["study", "number", "hypervolume"])
+
+
+def state_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials per study and state (constraint-skipped PRUNED trials counted as SKIPPED)."""
+    state = frame["state"].where(
+        ~((frame["state"] == "PRUNED") & (frame["constraint"] != "")), "SKIPPED"
+    )
+    counts = frame.assign(state=state).groupby(["study", "state"], sort=False).size()
+    return counts.rename("trials").reset_index()
+
+
+def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative trial hours (start to completion) against trial number, per study."""
+    ordered = frame.sort_values(["study", "number"])
+    hours = ordered["duration_s"].fillna(0.0) / 3600.0
+    return ordered.assign(hours=hours.groupby(ordered["study"]).cumsum())[
+        ["study", "number", "hours"]
+    ]
+
+
+def state_summary(frame: pd.DataFrame) -> str:
+    """'42 trials: 30 complete, 8 pruned (2 skipped by a constraint), 3 failed, 1 running'."""
+    counts = frame["state"].value_counts()
+    skipped = int(((frame["state"] == "PRUNED") & (frame["constraint"] != "")).sum())
+    parts = [f"{int(counts.get('COMPLETE', 0))} complete"]
+    pruned = f"{int(counts.get('PRUNED', 0))} pruned"
+    parts.append(pruned + (f" ({skipped} skipped by a constraint)" if skipped else ""))
+    parts.append(f"{int(counts.get('FAIL', 0))} failed")
+    if counts.get("RUNNING", 0):
+        parts.append(f"{int(counts['RUNNING'])} running")
+    return f"{len(frame)} trials: " + ", ".join(parts)
+
+
+@lru_cache(maxsize=65536)
+def segments_label(arch_text: str) -> str:
+    """The segments of an architecture's spatial convs: '1', '4', 'dw', or 'mixed' per stage."""
+    from nas import Arch
+
+    try:
+        arch = Arch.parse(arch_text)
+    except ValueError:
+        return "unknown"
+    values = {str(stage.segments) for stage in arch.stages if stage.spatial_kernels}
+    return values.pop() if len(values) == 1 else "mixed"
+
+
+def _segments_order(label: str) -> tuple:
+    return (0, int(label), "") if label.isdigit() else (1, 0, label)
+
+
+def spectrum_frame(frame: pd.DataFrame, by: str = "segments") -> tuple[pd.DataFrame, list[str]]:
+    """COMPLETE trials with a `position` on the spectrum, and the positions in spectrum order.
+
+    Args:
+        frame: trials frame.
+        by: "segments" (the space's shared segments parameter, else the segments of every
+            stage's spatial convs, 'mixed' when stages differ)
+            or "decoupling" (the decoupling degree in tenths).
+    """
+    done = frame[(frame["state"] == "COMPLETE") & (frame["arch"] != "")].copy()
+    if by == "segments":
+        derived = done["arch"].map(segments_label)
+        done["position"] = done["segments"].where(done["segments"] != "", derived)
+        order = sorted(done["position"].unique(), key=_segments_order)
+    else:
+        tenth = np.clip(np.floor(done["decoupling"].fillna(0) * 10), 0, 9).astype(int)
+        done["position"] = [f"{t / 10:.1f}-{(t + 1) / 10:.1f}" for t in tenth]
+        order = sorted(done["position"].unique())
+    return done, [str(label) for label in order]
+
+
+class Importances(NamedTuple):
+    """Parameter importances per objective, or why there are none."""
+
+    by_objective: dict[str, dict[str, float]]
+    message: str
+
+
+def param_importances(study: optuna.Study, info: StudyInfo) -> Importances:
+    """Optuna's parameter importances for each objective (COMPLETE trials only)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < MIN_IMPORTANCE_TRIALS:
+        return Importances(
+            {},
+            f"needs {MIN_IMPORTANCE_TRIALS} complete trials to rank parameters; "
+            f"{info.name} has {len(complete)} so far",
+        )
+    result: dict[str, dict[str, float]] = {}
+    for index, (objective, direction) in enumerate(zip(info.objectives, info.directions)):
+        # Optuna ranks what drives the target low; a maximized objective is negated.
+        sign = -1.0 if direction == "maximize" else 1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result[objective] = optuna.importance.get_param_importances(
+                    study, target=lambda trial, i=index, s=sign: s * trial.values[i]
+                )
+        except (RuntimeError, ValueError, ZeroDivisionError) as error:
+            return Importances(result, f"cannot rank parameters of {info.name}: {error}")
+    if not any(result.values()):
+        return Importances(result, f"no parameter of {info.name} varies over its complete trials")
+    return Importances(result, "")

@@ -1,0 +1,187 @@
+"""The app shell and the pages: fronts, spectrum, progress, importances, and status pages.
+
+Layout functions only arrange components; the data and figures arrive through callbacks.
+"""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from dashboard.storage import CREATE_COMMAND, INVALID, MISSING
+
+PAGES = (
+    ("/", "Fronts"),
+    ("/spectrum", "Spectrum"),
+    ("/progress", "Search progress"),
+    ("/importance", "What mattered"),
+)
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
+
+
+def shell(storage_url: str, poll_ms: int) -> html.Div:
+    """Header (title, storage, navigation, study picker), the page slot, and the poll timer."""
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav"),
+            dcc.Interval(id="poll", interval=poll_ms),
+            dcc.Store(id="storage-status", data=None),
+            dcc.Store(id="versions", data={}),
+            html.Header(
+                [
+                    html.Div(
+                        [
+                            html.H1("Spectrum NAS: normal conv → Inception → Xception"),
+                            html.Span(storage_url, className="storage", title="storage URL"),
+                            html.Span(id="live", className="live"),
+                        ],
+                        className="title-row",
+                    ),
+                    html.Div(
+                        [
+                            html.Nav(
+                                [
+                                    dcc.Link(label, href=path, className="nav")
+                                    for path, label in PAGES
+                                ]
+                            ),
+                            dcc.Dropdown(
+                                id="studies",
+                                multi=True,
+                                placeholder="pick one or several studies",
+                                className="studies",
+                            ),
+                        ],
+                        className="nav-row",
+                    ),
+                ]
+            ),
+            dcc.Loading(
+                html.Main(id="page"),
+                delay_show=400,
+                target_components={"page": "children"},
+                type="dot",
+            ),
+        ],
+        className="app",
+    )
+
+
+def status_page(kind: str, message: str, storage_url: str) -> html.Div:
+    """What to show instead of plots: how to create a study, or why the storage is unreadable."""
+    if kind == INVALID:
+        return html.Div(
+            [
+                html.H2("This storage cannot be read"),
+                html.P(message, className="error"),
+                html.P(
+                    "The dashboard only reads Optuna storages (the search writes one) and has "
+                    "changed nothing. Start it with --storage pointing at the search's database."
+                ),
+            ],
+            className="status-page",
+        )
+    where = "does not exist yet" if kind == MISSING else "holds no study yet"
+    return html.Div(
+        [
+            html.H2("No study to show yet"),
+            html.P(f"The storage {storage_url} {where}. Start a search:"),
+            html.Pre(CREATE_COMMAND, className="command"),
+            html.P(
+                "Keep this page open: it checks the storage every few seconds and shows the "
+                "first trials as soon as the search stores them. Pass the same storage URL to "
+                "both commands if you use another one than the default sqlite:///studies.db."
+            ),
+        ],
+        className="status-page",
+    )
+
+
+def fronts_page() -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("cost axis", className="label"),
+                    dcc.RadioItems(
+                        id="cost-axis",
+                        options=[
+                            {"label": "MACs", "value": "macs"},
+                            {"label": "parameters", "value": "params"},
+                            {"label": "measured latency", "value": "latency_ms"},
+                        ],
+                        value="macs",
+                        inline=True,
+                        persistence=True,
+                    ),
+                    html.Span(
+                        "Click a point to open its trial. Stars are the landmark designs.",
+                        className="hint",
+                    ),
+                ],
+                className="controls",
+            ),
+            dcc.Graph(id="fronts-graph", config=GRAPH_CONFIG, style={"height": "640px"}),
+        ]
+    )
+
+
+def spectrum_page() -> html.Div:
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("position on the spectrum", className="label"),
+                    dcc.RadioItems(
+                        id="spectrum-by",
+                        options=[
+                            {"label": "decoupling degree", "value": "decoupling"},
+                            {"label": "segments (mixed: stages differ)", "value": "segments"},
+                        ],
+                        value="decoupling",
+                        inline=True,
+                        persistence=True,
+                    ),
+                    html.Span(
+                        "Complete trials only; each box is the spread over trials.",
+                        className="hint",
+                    ),
+                ],
+                className="controls",
+            ),
+            dcc.Graph(id="spectrum-graph", config=GRAPH_CONFIG),
+        ]
+    )
+
+
+def progress_page() -> html.Div:
+    return html.Div(
+        [dcc.Graph(id="progress-graph", config=GRAPH_CONFIG), html.Div(id="progress-table")]
+    )
+
+
+def importance_page() -> html.Div:
+    return html.Div(
+        [
+            html.P(
+                "Optuna's parameter importances per objective, over each study's complete "
+                "trials (recomputed when the study changes).",
+                className="hint",
+            ),
+            dcc.Loading(html.Div(id="importance-content")),
+        ]
+    )
+
+
+def table(header: list[str], rows: list[list], class_name: str = "table") -> html.Table:
+    """A plain HTML table; cells may be strings or components."""
+    return html.Table(
+        [
+            html.Thead(html.Tr([html.Th(cell) for cell in header])),
+            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
+        ],
+        className=class_name,
+    )
+
+
+def not_found(message: str) -> html.Div:
+    return html.Div([html.H2("Not found"), html.P(message)], className="status-page")

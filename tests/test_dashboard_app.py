@@ -1,0 +1,214 @@
+"""The app factory, the callbacks' view functions, and the command line."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import sqlite3
+import subprocess
+import sys
+import types
+
+import pytest
+
+from dashboard import callbacks, create_app
+from dashboard.__main__ import main
+from dashboard.app import find_exporter
+from dashboard.data import FrameCache
+from dashboard.storage import CREATE_COMMAND, StorageReader
+from tests.dashboard_fixtures import build_study, shared_study
+
+
+@pytest.fixture(scope="session")
+def demo_url(tmp_path_factory):
+    return shared_study(tmp_path_factory, count=30, latency=True, running=1)
+
+
+@pytest.fixture
+def cache(demo_url):
+    return FrameCache(StorageReader(demo_url))
+
+
+def fingerprint(path):
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def ids(component) -> set[str]:
+    """Every component id in a layout tree."""
+    found = set()
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+            continue
+        if getattr(node, "id", None):
+            found.add(node.id)
+        children = getattr(node, "children", None)
+        if children is not None and not isinstance(children, str):
+            stack.append(children)
+    return found
+
+
+def text(component) -> str:
+    return str(component.to_plotly_json())
+
+
+def test_poll_picks_the_latest_study_and_versions_it(cache):
+    result = callbacks.poll_view(cache, None)
+    assert result["status"]["kind"] == "ok"
+    assert result["options"][0]["value"] == "demo"
+    assert "inception_to_xception" in result["options"][0]["label"]
+    assert result["value"] == ["demo"]
+    assert result["versions"]["demo"].startswith("38/")  # 7 landmarks + 30 + 1 running
+    assert "38 trials" in result["live"]
+    assert callbacks.poll_view(cache, ["demo"])["versions"] == result["versions"]
+
+
+def test_missing_storage_shows_the_command_then_the_study_once_it_exists(tmp_path):
+    path = tmp_path / "later.db"
+    cache = FrameCache(StorageReader(f"sqlite:///{path}"))
+    result = callbacks.poll_view(cache, None)
+    assert result["status"]["kind"] == "missing" and result["options"] == []
+    page = callbacks.route_view(cache, "/", "", result["status"], False)
+    assert CREATE_COMMAND in text(page)
+    assert not path.exists()
+
+    build_study(f"sqlite:///{path}", "late", count=3)
+    result = callbacks.poll_view(cache, None)
+    assert result["status"]["kind"] == "ok" and result["value"] == ["late"]
+    assert "fronts-graph" in ids(callbacks.route_view(cache, "/", "", result["status"], False))
+
+
+def test_a_foreign_database_gets_an_error_page_and_stays_untouched(tmp_path):
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER)")
+    before = fingerprint(path)
+    app = create_app(f"sqlite:///{path}")
+    cache = FrameCache(StorageReader(f"sqlite:///{path}"))
+    result = callbacks.poll_view(cache, None)
+    assert result["status"]["kind"] == "invalid"
+    page = text(callbacks.route_view(cache, "/", "", result["status"], False))
+    assert "cannot be read" in page and "orders" in page and "changed nothing" in page
+    assert app.server.test_client().get("/").status_code == 200
+    assert fingerprint(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop.db"]
+
+
+def test_routes(cache):
+    status = {"kind": "ok", "message": ""}
+    assert "spectrum-graph" in ids(callbacks.route_view(cache, "/spectrum", "", status, False))
+    assert "progress-graph" in ids(callbacks.route_view(cache, "/progress", "", status, False))
+    page = callbacks.route_view(cache, "/importance", "", status, False)
+    assert "importance-content" in ids(page)
+    assert "no page at /nope" in text(callbacks.route_view(cache, "/nope", "", status, False))
+    missing = callbacks.route_view(cache, "/trial", "?study=demo&number=999", status, False)
+    assert "no trial 999" in text(missing)
+    assert "a trial URL" in text(callbacks.route_view(cache, "/trial", "?x=1", status, False))
+
+
+def test_clicking_a_point_opens_its_trial_url():
+    click = {"points": [{"customdata": ["my study", 12], "x": 1, "y": 0.5}]}
+    assert callbacks.trial_href(click) == "/trial?study=my+study&number=12"
+    assert callbacks.parse_trial_search("?study=my+study&number=12") == ("my study", 12)
+    assert callbacks.trial_href(None) is None
+    assert callbacks.trial_href({"points": [{"x": 1}]}) is None
+
+
+def test_trial_page_has_diagram_costs_curve_and_optional_download(cache):
+    page = callbacks.trial_view(cache, "demo", 5, can_export=False)
+    html = text(page)
+    assert "Trial 5 of demo" in html and "stage 3" in html and "depthwise" in html
+    assert "stage1.block1" in html and "total" in html and "multiply-accumulates" in html
+    assert "curve" in ids(page) and "download-button" not in ids(page)
+    page = callbacks.trial_view(cache, "demo", 5, can_export=True)
+    assert {"download-button", "download"} <= ids(page)
+
+
+def test_figure_views_follow_the_selection(cache):
+    figure = callbacks.fronts_view(cache, ["demo"], "params")
+    assert "parameters" in figure.layout.xaxis.title.text
+    assert callbacks.fronts_view(cache, [], "macs").layout.annotations
+    assert callbacks.spectrum_view(cache, ["demo"], "segments").data
+    figure, table = callbacks.progress_view(cache, ["demo"])
+    assert figure.data and "demo" in text(table)
+    memo: dict = {}
+    children = callbacks.importance_view(cache, ["demo"], memo)
+    assert "demo" in memo and any(type(child).__name__ == "Graph" for child in children)
+    assert callbacks.importance_view(cache, ["demo"], memo) is not None  # served from memo
+
+
+def test_download_calls_the_exporter_with_the_storage_and_trial():
+    calls = []
+
+    def exporter(url, study, number):
+        calls.append((url, study, number))
+        return "import torch\n"
+
+    data, error = callbacks.download_view(exporter, "sqlite:///x.db", "?study=s&number=3")
+    assert calls == [("sqlite:///x.db", "s", 3)] and error == ""
+    assert data["filename"] == "s_trial3.py" and data["content"] == "import torch\n"
+
+    def broken(*_):
+        raise ValueError("no such trial")
+
+    _, error = callbacks.download_view(broken, "sqlite:///x.db", "?study=s&number=3")
+    assert "no such trial" in error
+
+
+def test_download_button_exists_only_with_an_exporter(monkeypatch, demo_url):
+    monkeypatch.setitem(sys.modules, "nas.export", None)
+    assert find_exporter() is None
+    app = create_app(demo_url)
+    assert not any("download" in key for key in app.callback_map)
+
+    module = types.ModuleType("nas.export")
+    module.__spec__ = importlib.machinery.ModuleSpec("nas.export", None)
+    module.code_for_trial = lambda url, study, number: ""
+    monkeypatch.setitem(sys.modules, "nas.export", module)
+    assert find_exporter() is module.code_for_trial
+    app = create_app(demo_url)
+    assert any("download.data" in key for key in app.callback_map)
+    assert {"url", "poll", "studies", "page", "versions"} <= ids(app.layout)
+
+
+def test_cli_refuses_a_text_file_in_one_line(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    before = fingerprint(path)
+    assert main(["--storage", f"sqlite:///{path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "not an SQLite database" in err
+    assert fingerprint(path) == before
+
+
+def test_python_m_dashboard_exits_2_on_a_foreign_database(tmp_path):
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER)")
+    before = fingerprint(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "dashboard", "--storage", f"sqlite:///{path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not an Optuna storage" in result.stderr
+    assert fingerprint(path) == before
+
+
+def test_a_busy_storage_keeps_the_page_and_retries(cache, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def locked():
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(cache, "infos", locked)
+    result = callbacks.poll_view(cache, ["demo"])
+    assert result["versions"] is None and result["options"] is None
+    assert "database is locked" in result["live"]
+    assert callbacks._changed(None, {"demo": "1"}) is callbacks.no_update

@@ -1,0 +1,141 @@
+"""End to end in headless Chromium: the fronts, a live update, a click to a trial page.
+
+Also refreshes docs/screenshots/main.png and trial.png. Needs the system Chromium and its
+driver (Debian: chromium, chromium-driver); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from werkzeug.serving import make_server
+
+from dashboard import create_app
+from search_spaces import LANDMARKS
+from tests.dashboard_fixtures import add_complete_trials, build_study
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+GRAPH = "#fronts-graph .js-plotly-plot"
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A study of 120 trials in ./studies.db (of a temporary folder), served from a thread."""
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///studies.db"
+    trials = build_study(url, "live", count=120, seed=1, latency=True)
+    server = make_server("127.0.0.1", 0, create_app(url, poll_seconds=1.0).server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url, trials, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def trace_lengths(driver) -> dict[str, int]:
+    """Points per trace name, as plotly drew them (decoded arrays live in _fullData)."""
+    return driver.execute_script(
+        f"const g = document.querySelector('{GRAPH}');"
+        "if (!g || !g._fullData) return {};"
+        "return Object.fromEntries(g._fullData.map(t => [t.name, t.x ? t.x.length : 0]));"
+    )
+
+
+def complete_points(driver) -> int:
+    return next((n for name, n in trace_lengths(driver).items() if name.startswith("complete")), 0)
+
+
+def screenshot(driver, name: str) -> None:
+    """The whole page at 1400 px wide (the viewport grows to the page's height)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    metrics = {"width": 1400, "height": min(height, 2400), "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    time.sleep(0.5)  # plotly redraws for the new size
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / name))
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_fronts_live_update_and_trial_page(served, browser):
+    url, trials, address = served
+    wait = WebDriverWait(browser, 40)
+    n_complete = sum(trial.state.name == "COMPLETE" for trial in trials)
+
+    browser.get(address + "/")
+    wait.until(lambda d: complete_points(d) == n_complete)
+    labels = browser.execute_script(
+        f"const g = document.querySelector('{GRAPH}');"
+        "return g._fullData.filter(t => t.name === 'landmarks')[0].text;"
+    )
+    assert list(labels) == list(LANDMARKS)
+    drawn = {e.text for e in browser.find_elements(By.CSS_SELECTOR, f"{GRAPH} .textpoint text")}
+    assert set(LANDMARKS) <= drawn
+    wait.until(lambda d: "live ·" in d.find_element(By.ID, "live").text)
+    screenshot(browser, "main.png")
+
+    # A running search stores three more trials: they appear without a reload.
+    browser.execute_script("window.notReloaded = true;")
+    add_complete_trials(url, "live", 3)
+    wait.until(lambda d: complete_points(d) == n_complete + 3)
+    assert browser.execute_script("return window.notReloaded === true;")
+
+    # Click a drawn point of the complete trace and land on that trial's page.
+    point = browser.find_elements(By.CSS_SELECTOR, f"{GRAPH} .scatterlayer .trace .points path")
+    ActionChains(browser).move_to_element(point[len(point) // 2]).click().perform()
+    wait.until(lambda d: urlparse(d.current_url).path == "/trial")
+    query = parse_qs(urlparse(browser.current_url).query)
+    assert query["study"] == ["live"]
+    number = int(query["number"][0])
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".trial h2"))
+    assert browser.find_element(By.CSS_SELECTOR, ".trial h2").text.startswith(
+        f"Trial {number} of live"
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, ".stage-card")
+    assert "total" in browser.find_element(By.CSS_SELECTOR, ".costs").text
+
+    # The Inception-v3 landmark (trial 3) makes the most telling diagram for the docs.
+    browser.get(address + "/trial?study=live&number=3")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".stage-card .branch")) == 12)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#curve .js-plotly-plot"))
+    # A fresh load picks the latest study again (nothing stale from the first visit).
+    wait.until(lambda d: "130 trials" in d.find_element(By.ID, "live").text)
+    screenshot(browser, "trial.png")
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if "favicon" not in e["message"]], severe
