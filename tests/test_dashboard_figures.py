@@ -151,7 +151,7 @@ def test_spectrum_progress_and_importance_figures(frame):
     progress = search_figures.progress_figure(
         hypervolume_series(frame), state_counts(frame), time_spent(frame)
     )
-    assert "reference point (1, 1.1)" in progress.layout.annotations[0].text
+    assert "log-MACs" in progress.layout.annotations[0].text
     bars = [t for t in progress.data if t.type == "bar"]
     assert sum(sum(t.y) for t in bars) == len(frame)
 
