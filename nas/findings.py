@@ -97,7 +97,7 @@ def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:
     target = params(LANDMARKS[TARGET_PARAMS_FROM])
     matched = []
     for name, arch in LANDMARKS.items():
-        candidates = [scaled(arch, m / 16) for m in range(4, 65)]
+        candidates = [scaled(arch, m / 8) for m in range(2, 33)]
         best = min(candidates, key=lambda a: abs(params(a) - target))
         matched.append((name, best))
     return matched

@@ -17,7 +17,7 @@ def search_command(storage: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "nas.search", "--storage", storage, *TINY, *args]
 
 
-def run_search(storage: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_search(storage: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NAS_NO_DOWNLOAD": "1"}
     return subprocess.run(
         search_command(storage, *args),
