@@ -80,10 +80,17 @@ class Objective:
         if previous is not None:
             return self._reuse(trial, previous)
 
-        # Batch-1 forward latency: a few runs suffice for a median on a quiet core, and the
-        # measurement must stay a small share of a trial (bench/search_overhead.py).
+        # Batch-1 forward latency on one CPU thread (as on a phone core; several threads on a
+        # busy machine stall each other): a few runs suffice for a median, and the measurement
+        # must stay a small share of a trial (bench/search_overhead.py).
         latency = measure_latency(
-            arch, self.data.input_shape, device=self.device, batch_sizes=(1,), warmup=2, repeats=7
+            arch,
+            self.data.input_shape,
+            device=self.device,
+            batch_sizes=(1,),
+            warmup=2,
+            repeats=7,
+            cpu_threads=1,
         )[1]
         trial.set_user_attr("latency_ms", round(latency, 4))
 

@@ -139,6 +139,7 @@ def measure_latency(
     warmup: int = 3,
     repeats: int = 15,
     num_classes: int = 10,
+    cpu_threads: int | None = None,
 ) -> dict[int, float]:
     """Median forward latency in milliseconds per batch, for each batch size.
 
@@ -153,6 +154,8 @@ def measure_latency(
         warmup: untimed runs first (allocator, cudnn autotuning, caches).
         repeats: timed runs; the median is reported because shared machines are noisy.
         num_classes: classes of the head.
+        cpu_threads: torch threads on a CPU for the measurement (restored afterwards); None
+            keeps the current setting.
     """
     if isinstance(arch, nn.Module):
         model = arch
@@ -161,6 +164,18 @@ def measure_latency(
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     is_cuda = str(device).startswith("cuda")
     latencies: dict[int, float] = {}
+    threads_before = torch.get_num_threads()
+    if cpu_threads is not None and not is_cuda:
+        torch.set_num_threads(cpu_threads)
+    try:
+        _time_batches(model, input_shape, device, batch_sizes, warmup, repeats, latencies)
+    finally:
+        torch.set_num_threads(threads_before)
+    return latencies
+
+
+def _time_batches(model, input_shape, device, batch_sizes, warmup, repeats, latencies) -> None:
+    is_cuda = str(device).startswith("cuda")
     with torch.inference_mode():
         for batch_size in batch_sizes:
             inputs = torch.randn(batch_size, *input_shape, device=device)
@@ -176,4 +191,3 @@ def measure_latency(
                 if run >= warmup:
                     times.append((time.perf_counter() - start) * 1e3)
             latencies[batch_size] = statistics.median(times)
-    return latencies
