@@ -176,7 +176,7 @@ def measured(run, attempts: int, max_foreign: float) -> tuple[float, float]:
         if load <= max_foreign:
             break
         if attempt < attempts - 1:
-            time.sleep(3.0)
+            time.sleep(5.0)
     return rate, load
 
 
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         "--precision", default=None, help="fp32, bf16 or fp32,bf16 (default: the recipe's)"
     )
     parser.add_argument("--matmul-size", type=int, default=2048)
-    parser.add_argument("--attempts", type=int, default=5, help="tries per measurement")
+    parser.add_argument("--attempts", type=int, default=8, help="tries per measurement")
     parser.add_argument(
         "--max-foreign-load", type=float, default=0.2, help="retry above this many busy cores"
     )
