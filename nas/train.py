@@ -94,14 +94,15 @@ class Budget:
 def auto_budget(device: str, dataset: str) -> Budget:
     """The default budget of one trial for a device and a dataset.
 
-    On a CPU a trial of a typical search model (1-10 MMACs at 28 x 28) must finish in about
-    20 seconds so that a 200-trial search fits in an hour or so on a laptop. Measured on two
-    AMD EPYC cores, our trainer runs such models at roughly 1,500-4,000 training images/s and
-    evaluates about three times faster, so 3 epochs of 10,000 images plus three passes over
-    the 10,000 validation images take 10-25 s. CIFAR-10 images (3 x 32 x 32) cost about 1.3x
-    more, hence fewer of them. On a GPU the same models run at tens of thousands of images/s,
-    so the whole training split fits: 6 epochs (Fashion-MNIST) or 8 (CIFAR-10, which learns
-    slower and is augmented) take seconds. The digits set is tiny on any device.
+    On a CPU a typical trial of the search space (1-10 MMACs at 28 x 28) should finish in about
+    20 seconds, so that a 200-trial search takes about an hour on a laptop. On two AMD EPYC
+    cores our trainer runs the landmarks at 1,200-4,800 training images/s and evaluates about
+    three times faster, so 3 epochs of 10,000 images plus three passes over the 10,000
+    validation images take 8-31 s (median landmark 16 s; bench/results/accuracy_cpu.md), and
+    already reach 85.5-89% validation accuracy. CIFAR-10 images (3 x 32 x 32) cost about 1.3x
+    more, hence fewer. On a GPU the same models train at tens of thousands of images/s, so the
+    whole training split fits: 6 epochs (Fashion-MNIST) or 8 (CIFAR-10, which learns slower
+    and is augmented) take seconds. The digits set is tiny on any device.
     """
     if dataset == "digits":
         return Budget(15, None)
