@@ -76,7 +76,10 @@ class Objective:
             )
             raise optuna.TrialPruned()
 
-        previous = self._finished_with_arch(trial, text)
+        finished = trial.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
+        previous = _finished_with_arch(finished, text)
         if previous is not None:
             return self._reuse(trial, previous)
 
@@ -94,15 +97,16 @@ class Objective:
         )[1]
         trial.set_user_attr("latency_ms", round(latency, 4))
 
-        peers = self._peers(trial)
+        peers = _peers(finished)
         total_epochs = self.budget.epochs
+        curve: list[float] = []
 
         def on_epoch(epoch: int, accuracy: float) -> bool:
-            trial.set_user_attr("val_acc_curve", curve + [accuracy])
             curve.append(accuracy)
+            # Stored every epoch so a pruned or interrupted trial keeps its curve.
+            trial.set_user_attr("val_acc_curve", list(curve))
             return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
 
-        curve: list[float] = []
         model = build_model(arch, self.data.in_channels, self.data.num_classes)
         train_start = time.perf_counter()
         result = train(
@@ -128,14 +132,6 @@ class Objective:
         by_name = {"val_acc": accuracy, "macs": float(macs), "latency_ms": latency}
         return tuple(by_name[name] for name in self.objectives)
 
-    def _finished_with_arch(self, trial: optuna.Trial, text: str):
-        states = (TrialState.COMPLETE, TrialState.PRUNED)
-        for other in trial.study.get_trials(deepcopy=False, states=states):
-            attrs = other.user_attrs
-            if attrs.get("arch") == text and "constraint" not in attrs:
-                return other
-        return None
-
     def _reuse(self, trial: optuna.Trial, previous) -> tuple[float, ...]:
         """A duplicate architecture takes the earlier result instead of training again."""
         source = previous.user_attrs.get("duplicate_of", previous.number)
@@ -150,11 +146,20 @@ class Objective:
         latency = previous.user_attrs.get("latency_ms", 0.0)
         return self._values(accuracy, previous.user_attrs["macs"], latency)
 
-    def _peers(self, trial: optuna.Trial) -> list[PeerCurve]:
-        states = (TrialState.COMPLETE, TrialState.PRUNED)
-        peers = []
-        for other in trial.study.get_trials(deepcopy=False, states=states):
-            curve = other.user_attrs.get("val_acc_curve")
-            if curve and "macs" in other.user_attrs and "duplicate_of" not in other.user_attrs:
-                peers.append(PeerCurve(int(other.user_attrs["macs"]), tuple(curve)))
-        return peers
+
+def _finished_with_arch(finished, text: str):
+    """An earlier finished trial of the same architecture (skipped ones never trained)."""
+    for other in finished:
+        if other.user_attrs.get("arch") == text and "constraint" not in other.user_attrs:
+            return other
+    return None
+
+
+def _peers(finished) -> list[PeerCurve]:
+    """The finished trials the pruning rule compares against (duplicates would count twice)."""
+    peers = []
+    for other in finished:
+        curve = other.user_attrs.get("val_acc_curve")
+        if curve and "macs" in other.user_attrs and "duplicate_of" not in other.user_attrs:
+            peers.append(PeerCurve(int(other.user_attrs["macs"]), tuple(curve)))
+    return peers

@@ -12,24 +12,22 @@ from nas._study import counts_toward_target
 from nas.pareto import hypervolume, pareto_indices
 
 
-def completed_points(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.values is not None
-    ]
+def completed_points(trials) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
 
 
-def front_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def _point(trial) -> tuple[float, float]:
+    return trial.values[0], trial.user_attrs.get("macs", trial.values[1])
+
+
+def front_trials(trials) -> list[optuna.trial.FrozenTrial]:
     """Complete trials on the accuracy-MACs Pareto front, cheapest first."""
-    trials = completed_points(study)
-    points = [(t.values[0], t.user_attrs.get("macs", t.values[1])) for t in trials]
-    return [trials[i] for i in pareto_indices(points)]
+    complete = completed_points(trials)
+    return [complete[i] for i in pareto_indices([_point(t) for t in complete])]
 
 
-def study_hypervolume(study: optuna.Study) -> float:
-    trials = completed_points(study)
-    return hypervolume([(t.values[0], t.user_attrs.get("macs", t.values[1])) for t in trials])
+def study_hypervolume(trials) -> float:
+    return hypervolume([_point(t) for t in completed_points(trials)])
 
 
 class Progress:
@@ -41,23 +39,23 @@ class Progress:
         self.start_count = self.done()
         self.last_line = ""
 
-    def done(self) -> int:
-        return sum(counts_toward_target(t) for t in self.study.get_trials(deepcopy=False))
+    def done(self, trials=None) -> int:
+        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
+        return sum(counts_toward_target(t) for t in trials)
 
     def line(self) -> str:
-        done = self.done()
+        trials = self.study.get_trials(deepcopy=False)
+        done = self.done(trials)
         elapsed = time.monotonic() - self.start
         new = done - self.start_count
         remaining = max(0, self.target - done)
         eta = f"{_clock(elapsed / new * remaining)}" if new > 0 else "?"
-        trials = completed_points(self.study)
-        best = max((t.values[0] for t in trials), default=0.0)
-        states = self.study.get_trials(deepcopy=False)
-        pruned = sum(t.state == TrialState.PRUNED for t in states)
-        failed = sum(t.state == TrialState.FAIL for t in states)
+        best = max((t.values[0] for t in completed_points(trials)), default=0.0)
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        failed = sum(t.state == TrialState.FAIL for t in trials)
         return (
             f"[{done}/{self.target}] elapsed {_clock(elapsed)} eta {eta} | "
-            f"front {len(front_trials(self.study))} | HV {study_hypervolume(self.study):.4f} | "
+            f"front {len(front_trials(trials))} | HV {study_hypervolume(trials):.4f} | "
             f"best acc {best:.4f} | pruned {pruned} failed {failed}"
         )
 
@@ -73,12 +71,12 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def front_table(study: optuna.Study) -> str:
+def front_table(trials) -> str:
     """The Pareto front as a text table."""
     rows = [
         f"{'trial':>5} {'val acc':>8} {'MMACs':>8} {'params':>9} {'lat ms':>7} {'decoup':>6}  arch"
     ]
-    for trial in front_trials(study):
+    for trial in front_trials(trials):
         attrs = trial.user_attrs
         latency = attrs.get("latency_ms", float("nan"))
         name = f" [{attrs['landmark']}]" if "landmark" in attrs else ""
@@ -102,9 +100,9 @@ def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
         [
             "",
             f"study {study.study_name!r}: {counts or 'no trials'}; wall {_clock(elapsed_s)}, "
-            f"training {_clock(train_s)}; hypervolume {study_hypervolume(study):.4f}",
+            f"training {_clock(train_s)}; hypervolume {study_hypervolume(trials):.4f}",
             "Pareto front (validation accuracy against MACs = multiply-accumulates):",
-            front_table(study),
+            front_table(trials),
             "",
             f"browse:  python -m dashboard{storage_arg}",
             f"export:  python -m nas.export --study '{study.study_name}'{storage_arg} "

@@ -119,8 +119,8 @@ def test_repeated_loads_reuse_tensors():
     assert load_dataset("digits") is load_dataset("digits")
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian dataset-fashion-mnist absent")
 def test_fashion_mnist_from_the_debian_copy():
+    assert DEBIAN_FASHION.is_dir(), "apt-get install dataset-fashion-mnist (bash .ci/run does)"
     data = load_dataset("fashion_mnist")
     assert data.train_x.shape == (50_000, 1, 28, 28) and data.train_x.dtype == torch.uint8
     assert data.val_x.shape == (10_000, 1, 28, 28) and data.test_x.shape == (10_000, 1, 28, 28)
