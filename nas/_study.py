@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
@@ -15,6 +17,14 @@ OPTUNA_TABLES = {"studies", "trials", "version_info"}
 # How long a SQLite writer waits for the lock before failing: parallel workers queue up here
 # instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 120
+# Processes that open a new database at the same moment race to create Optuna's tables; the
+# losers see "already exists" errors and simply try again.
+SCHEMA_RACE_TRIES = 6
+# A study system attribute: "in progress" while the process that created the study stores its
+# settings and enqueues the landmarks, "done" after; processes that lost the race to create it
+# wait for "done" so that they neither run before the landmarks nor enqueue them again.
+SETUP_KEY = "nas:setup"
+SETUP_WAIT_S = 60.0
 
 
 class StorageError(ValueError):
@@ -60,7 +70,10 @@ def open_storage(url: str, *, heartbeat_s: int | None = None) -> RDBStorage:
     """An Optuna RDB storage for `url`, checked first; StorageError explains any refusal.
 
     SQLite files get write-ahead logging (readers never block the writer, so the dashboard
-    and parallel workers coexist) and a long busy timeout.
+    and parallel workers coexist), a long busy timeout, and transactions that take the write
+    lock when they begin: SQLite has no row locks, so without that two workers can both pop
+    the same waiting trial. PostgreSQL connections are checked before use (a server restart
+    costs no failed call) and give up connecting after 10 s.
     """
     path = sqlite_path(url)
     engine_kwargs: dict = {}
@@ -69,20 +82,62 @@ def open_storage(url: str, *, heartbeat_s: int | None = None) -> RDBStorage:
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    try:
-        storage = RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_s,
-            grace_period=None if heartbeat_s is None else 4 * heartbeat_s,
-        )
-    except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            storage = RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_s,
+                grace_period=None if heartbeat_s is None else 4 * heartbeat_s,
+            )
+            break
+        except Exception as error:  # SQLAlchemy raises many kinds; the user needs one line.
+            if _lost_schema_race(error) and attempt + 1 < SCHEMA_RACE_TRIES:
+                time.sleep(0.1 + random.random() * 0.5)
+                continue
+            reason = _first_line(error)
+            raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
     if path is not None:
+        _lock_on_begin(storage.engine)
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
     return storage
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _lost_schema_race(error: BaseException) -> bool:
+    """Another process created Optuna's tables (or stamped their version) at the same time."""
+    import sqlalchemy.exc
+
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _lock_on_begin(engine) -> None:
+    """Make every SQLite transaction BEGIN IMMEDIATE (the SQLAlchemy recipe for pysqlite).
+
+    Python's sqlite3 starts a transaction only at the first write, so Optuna's read-then-write
+    steps (pop a waiting trial, fail a stale one) are not atomic across processes. Taking the
+    write lock at BEGIN serializes them; waiting writers queue for up to the busy timeout.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself, below
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed are dropped
 
 
 def redact(url: str) -> str:
@@ -97,10 +152,71 @@ def redact(url: str) -> str:
 
 def existing_study(storage: RDBStorage, name: str) -> optuna.Study | None:
     """The study called `name`, or None when the storage has none by that name."""
-    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
-    if name not in names:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
         return None
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def open_or_create_study(
+    storage: RDBStorage,
+    name: str,
+    directions: list[str],
+    user_attrs: dict,
+    landmarks: list[tuple[dict, dict]],
+    *,
+    wait_s: float = SETUP_WAIT_S,
+) -> tuple[optuna.Study, bool]:
+    """The study `name`, created if absent; True when this call created it.
+
+    Safe when several processes start on the same new study at once: exactly one creates it,
+    stores `user_attrs` and enqueues `landmarks` (params, trial user attrs) in order; the
+    others load it and wait until that set-up is done, so landmarks are enqueued once and run
+    first.
+    """
+    study = existing_study(storage, name)
+    if study is None:
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage)
+        else:
+            _set_up(study, user_attrs, landmarks)
+            return study, True
+    _wait_for_set_up(study, wait_s)
+    return study, False
+
+
+def _set_up(study: optuna.Study, user_attrs: dict, landmarks: list[tuple[dict, dict]]) -> None:
+    storage, study_id = study._storage, study._study_id
+    storage.set_study_system_attr(study_id, SETUP_KEY, "in progress")
+    for key, value in user_attrs.items():
+        study.set_user_attr(key, value)
+    for params, attrs in landmarks:
+        study.enqueue_trial(params, user_attrs=attrs)
+    storage.set_study_system_attr(study_id, SETUP_KEY, "done")
+
+
+def _wait_for_set_up(study: optuna.Study, wait_s: float) -> None:
+    """Wait while another process is still setting the study up.
+
+    A study with neither our set-up mark nor any user attribute may be a second old (its
+    creator has not written the mark yet) or made by other tools: wait briefly for it. A
+    creator that died half-way leaves "in progress": go on after `wait_s`.
+    """
+    storage, study_id = study._storage, study._study_id
+    start = time.monotonic()
+    while True:
+        mark = storage.get_study_system_attrs(study_id).get(SETUP_KEY)
+        if mark == "done":
+            return
+        elapsed = time.monotonic() - start
+        if mark is None and (storage.get_study_user_attrs(study_id) or elapsed > 3.0):
+            return  # made by an older version of this tool or by other tools
+        if elapsed > wait_s:
+            return
+        time.sleep(0.2)
 
 
 def check_compatible(study: optuna.Study, wanted: dict) -> None:

@@ -1,47 +1,92 @@
 """The trial loop of one worker: ask, heartbeat, run, tell, until the study holds its target.
 
-Workers share nothing but the storage. Each trial keeps a heartbeat in the storage; a worker
-that finds another's trial without a heartbeat for the grace period marks it failed with the
-reason and enqueues a retry of its parameters, so `--trials N` still ends with N finished.
+Workers share nothing but the storage: any number of processes, on any machines, may run this
+loop on one study. Each trial keeps a heartbeat in the storage; a worker that finds another's
+trial without a heartbeat for the grace period marks it failed with the reason and enqueues a
+retry of its parameters, so `--trials N` still ends with N finished. Storage calls that fail
+for want of a connection are retried with back-off; when the database stays away the worker
+raises StorageLost, leaving every finished trial as it was.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from nas._objective import Objective, TrialFailed
 from nas._study import counts_toward_target
 
 MAX_RETRIES = 2  # a trial that kills its worker this often is given up (it fails for good)
-STORAGE_RETRY_DELAYS_S = (1, 2, 4, 8, 16)  # back-off before a lost database ends the worker
+STORAGE_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # back-off before a lost database ends it
+RETRY_DELAYS_ENV = "NAS_STORAGE_RETRY_DELAYS"  # e.g. "0.2,0.5" (seconds, comma-separated)
+EXIT_STORAGE_LOST = 3  # exit status of a search or worker that lost the database
 
 
 class StorageLost(RuntimeError):
     """The database stayed unreachable through every retry."""
 
 
+def retry_delays() -> tuple[float, ...]:
+    """The back-off between storage retries: $NAS_STORAGE_RETRY_DELAYS, else the default."""
+    text = os.environ.get(RETRY_DELAYS_ENV, "").strip()
+    if not text:
+        return STORAGE_RETRY_DELAYS_S
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        delays = ()
+    if not delays or any(delay < 0 for delay in delays):
+        raise ValueError(f"{RETRY_DELAYS_ENV} must be seconds separated by commas, got {text!r}")
+    return delays
+
+
+def worker_name() -> str:
+    """host:pid of this process, stored on each trial it runs (the reason a stale one names)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def core_share(cores: list[int], index: int, workers: int) -> list[int]:
+    """The cores worker `index` of `workers` may use on a CPU.
+
+    Each worker gets a contiguous block of the cores, as equal as they divide; with more
+    workers than cores, worker i gets core i mod cores, so every core carries the same number
+    of single-threaded workers (give or take one) instead of every worker running one thread
+    per core on all of them.
+    """
+    if not cores:
+        return []
+    if workers >= len(cores):
+        return [cores[index % len(cores)]]
+    index %= workers
+    size, extra = divmod(len(cores), workers)
+    start = index * size + min(index, extra)
+    return cores[start : start + size + (index < extra)]
+
+
 @contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial, interval_s: int | None):
-    """Record the trial's heartbeat every `interval_s` seconds while the block runs."""
+    """Record the trial's heartbeat now and every `interval_s` seconds while the block runs."""
     storage = study._storage
     if not interval_s or not hasattr(storage, "record_heartbeat"):
         yield
         return
+    # The first beat before any work: a trial without one is invisible to stale detection.
+    _with_retries(lambda: storage.record_heartbeat(trial._trial_id))
     stop = threading.Event()
 
     def beat() -> None:
-        while True:
+        while not stop.wait(interval_s):
             try:
                 storage.record_heartbeat(trial._trial_id)
             except Exception:
-                pass  # a missed beat is harmless; a lost database shows up at tell()
-            if stop.wait(interval_s):
-                return
+                pass  # a missed beat is harmless; a lost database shows up in the main thread
 
     thread = threading.Thread(target=beat, name="nas-heartbeat", daemon=True)
     thread.start()
@@ -52,32 +97,99 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial, interval_s: int | None):
         thread.join(timeout=5)
 
 
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Mark trials of dead workers failed (with the reason) and enqueue their retries."""
+class SilentTrials:
+    """Running trials that never sent a heartbeat, with when this process first saw each.
+
+    A worker that dies (or loses the database) between asking for a trial and its first beat
+    leaves a running trial that Optuna's stale check skips; such a trial is stale once this
+    process has seen it silent for the grace period (its own clock, so no clock skew).
+    """
+
+    def __init__(self) -> None:
+        self.first_seen: dict[int, float] = {}
+
+    def stale(self, storage, study_id: int, grace_s: float) -> list[int]:
+        silent = _running_without_heartbeat(storage, study_id)
+        now = time.monotonic()
+        self.first_seen = {tid: self.first_seen.get(tid, now) for tid in silent}
+        return [tid for tid, seen in self.first_seen.items() if now - seen > grace_s]
+
+
+def _running_without_heartbeat(storage, study_id: int) -> set[int]:
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        return set()
+    session = backend.scoped_session()
+    try:
+        rows = (
+            session.query(models.TrialModel.trial_id)
+            .filter(models.TrialModel.study_id == study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(~models.TrialModel.heartbeats.any())
+            .all()
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return {row[0] for row in rows}
+
+
+def fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None) -> list[int]:
+    """Mark trials of dead workers failed (with the reason) and enqueue their retries.
+
+    Returns the numbers of the trials this call failed. Several workers may call it at once:
+    marking a trial failed is a locked row update, so exactly one of them wins and retries it.
+    """
     storage = study._storage
     if not hasattr(storage, "_get_stale_trial_ids") or not storage.get_heartbeat_interval():
         return []
+    grace = grace_period_s(storage)
+    stale = {
+        trial_id: f"no heartbeat for {grace} s"
+        for trial_id in storage._get_stale_trial_ids(study._study_id)
+    }
+    if silent is not None:
+        for trial_id in silent.stale(storage, study._study_id, grace):
+            stale.setdefault(trial_id, f"no heartbeat at all in {grace} s")
     failed = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
+    for trial_id, why in stale.items():
         try:
-            storage.set_trial_user_attr(
-                trial_id,
-                "failure",
-                f"worker lost: no heartbeat for {storage.grace_period} s (killed or crashed)",
-            )
+            who = storage.get_trial(trial_id).user_attrs.get("worker", "its worker")
+            reason = f"worker lost: {who} sent {why} (killed, crashed or cut off)"
+            storage.set_trial_user_attr(trial_id, "failure", reason)
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
+        except UpdateFinishedTrialError:
+            continue  # another worker got there first, or the trial finished after all
+    numbers = []
     for trial_id in failed:
         dead = storage.get_trial(trial_id)
-        history = dead.user_attrs.get("retry_history", []) + [dead.number]
-        if len(history) <= MAX_RETRIES and dead.params:
-            keep = {k: v for k, v in dead.user_attrs.items() if k in ("landmark",)}
-            study.enqueue_trial(
-                dead.params, user_attrs={**keep, "retry_of": dead.number, "retry_history": history}
-            )
-    return [storage.get_trial(trial_id).number for trial_id in failed]
+        enqueue_retry(study, dead)
+        numbers.append(dead.number)
+    return numbers
+
+
+def grace_period_s(storage) -> int:
+    """Seconds without a heartbeat after which a running trial counts as abandoned."""
+    backend = getattr(storage, "_backend", storage)
+    return getattr(backend, "grace_period", None) or 2 * storage.get_heartbeat_interval()
+
+
+def enqueue_retry(study: optuna.Study, dead) -> bool:
+    """Enqueue a trial with the parameters of `dead`, unless it has been retried too often."""
+    params = dead.params or dead.system_attrs.get("fixed_params") or {}
+    history = list(dead.user_attrs.get("retry_history", [])) + [dead.number]
+    if not params or len(history) > MAX_RETRIES:
+        return False
+    keep = {k: v for k, v in dead.user_attrs.items() if k == "landmark"}
+    study.enqueue_trial(
+        params, user_attrs={**keep, "retry_of": dead.number, "retry_history": history}
+    )
+    return True
 
 
 def _slots_taken(study: optuna.Study, below: int | None = None) -> tuple[int, int, int]:
@@ -95,6 +207,12 @@ def _slots_taken(study: optuna.Study, below: int | None = None) -> tuple[int, in
     return finished, running, waiting
 
 
+def _others_at_work(study: optuna.Study, mine: int) -> bool:
+    """Whether a trial other than ours (number `mine`) is running: another worker's."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return any(trial.number != mine for trial in running)
+
+
 def run_trials(
     study: optuna.Study,
     objective: Objective,
@@ -104,57 +222,116 @@ def run_trials(
     on_trial_end=None,
     poll_s: float = 2.0,
 ) -> None:
-    """Run trials until the study holds `target` counted trials."""
+    """Run trials until the study holds `target` counted trials.
+
+    Raises StorageLost when the database stays unreachable through every retry.
+    """
+    silent = SilentTrials()
+    reseeded = False
     while True:
         finished, running, _waiting = _with_retries(lambda: _slots_taken(study))
         if finished >= target:
             return
+        _with_retries(lambda: fail_stale_trials(study, silent))
         if finished + running >= target:
             # Others are on the last trials; wait in case one of them dies and needs a retry.
-            _with_retries(lambda: fail_stale_trials(study))
             time.sleep(poll_s)
             continue
-        _with_retries(lambda: fail_stale_trials(study))
         trial = _with_retries(study.ask)
-        state, values = _run_one(study, trial, objective, target, heartbeat_s)
-        _with_retries(lambda t=trial, v=values, s=state: study.tell(t, v, state=s))
+        if not reseeded and _with_retries(lambda t=trial: _others_at_work(study, t.number)):
+            # Processes started with the same --seed (the same command on several machines)
+            # would propose the same architectures in lockstep. Parameters are drawn after
+            # ask, so a fresh seed now already counts; of two processes asking at once, the
+            # later sees the other's trial. A lone worker keeps its seed: its search repeats.
+            study.sampler.reseed_rng()
+            reseeded = True
+        outcome = _run_one(study, trial, objective, target, heartbeat_s)
+        if outcome is None:
+            state = TrialState.FAIL  # taken over by another worker, which told it
+        else:
+            state, values = outcome
+            _with_retries(lambda t=trial, v=values, s=state: _tell(study, t, v, s))
         if on_trial_end is not None:
             on_trial_end(trial.number, state)
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, values, state: TrialState) -> None:
+    try:
+        study.tell(trial, values, state=state, skip_if_finished=True)
+    except UpdateFinishedTrialError:
+        pass  # another worker judged it dead and failed it meanwhile; its retry redoes it
+
+
 def _run_one(study, trial, objective, target, heartbeat_s):
-    # Trial numbers are handed out atomically: when racing workers overshoot the target, the
-    # higher numbers give way, so the study ends with exactly `target` counted trials.
-    if sum(_slots_taken(study, below=trial.number)) >= target:
-        trial.set_user_attr("failure", f"surplus: the study already has its {target} trials")
-        return TrialState.FAIL, None
+    """(state, values) for `trial`, or None when it was told here or by another worker."""
+    lost = None
     with heartbeat(study, trial, heartbeat_s):
         try:
+            _with_retries(lambda: trial.set_user_attr("worker", worker_name()))
+            # Trial numbers are handed out atomically: when racing workers overshoot the
+            # target, the higher numbers give way, so the study ends with exactly `target`.
+            if sum(_with_retries(lambda: _slots_taken(study, below=trial.number))) >= target:
+                reason = f"surplus: the study already has its {target} trials"
+                _with_retries(lambda: trial.set_user_attr("failure", reason))
+                return TrialState.FAIL, None
             return TrialState.COMPLETE, list(objective(trial))
         except optuna.TrialPruned:
             return TrialState.PRUNED, None
         except TrialFailed:
             return TrialState.FAIL, None
+        except UpdateFinishedTrialError:
+            return None  # judged dead (a long stall) and failed by another worker
         except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
+            try:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            except Exception:
+                pass  # the database is gone too: the trial goes stale and is retried
             raise
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            lost = error
+    assert lost is not None
+    # The database went away during the trial: record that once it is back, and redo the work.
+    reason = f"database connection lost during the trial: {_first_line(lost)}"
+    _with_retries(lambda: trial.set_user_attr("failure", reason[:300]))
+    _with_retries(lambda: _tell(study, trial, None, TrialState.FAIL))
+    _with_retries(lambda: enqueue_retry(study, study._storage.get_trial(trial._trial_id)))
+    return None
 
 
 def _with_retries(call):
     """Run a storage call, retrying with back-off while the database is unreachable."""
-    for delay in (*STORAGE_RETRY_DELAYS_S, None):
+    for delay in (*retry_delays(), None):
         try:
             return call()
-        except Exception as error:  # SQLAlchemy's OperationalError and kin
-            if not _is_connection_error(error) or delay is None:
-                if _is_connection_error(error):
-                    raise StorageLost(str(error).splitlines()[0]) from None
+        except Exception as error:
+            if not is_connection_error(error):
                 raise
+            if delay is None:
+                raise StorageLost(_first_line(error)) from None
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
-def _is_connection_error(error: Exception) -> bool:
+def is_connection_error(error: BaseException) -> bool:
+    """A database that cannot be reached (or is locked), possibly wrapped by Optuna."""
     import sqlalchemy.exc
 
-    return isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's message, one line: what a user needs to see of a lost connection."""
+    root = error
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__
+    text = str(getattr(root, "orig", None) or root).strip() or type(root).__name__
+    return text.splitlines()[0]

@@ -70,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of sampler and training")
     parser.add_argument(
         "--heartbeat",
-        type=int,
+        type=_heartbeat_seconds,
         default=None,
-        help="seconds between trial heartbeats (default 10; 0 turns them off)",
+        help="seconds between trial heartbeats (default 10; 0 turns them off): a trial "
+        "without one for 4x as long is marked failed and retried by another worker; use the "
+        "same value on every worker of a study",
     )
     parser.add_argument("--no-prune", action="store_true", help="train every trial to the end")
     parser.add_argument(
@@ -110,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import search_spaces
     from nas import data as data_module
+    from nas._cli import budget_option
     from nas._study import open_storage
-    from nas.train import Budget, auto_budget, resolve_device
+    from nas.train import Budget, resolve_device
 
     if args.list_spaces:
         for name in search_spaces.names():
@@ -134,9 +137,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.max_mmacs is not None and args.max_mmacs <= 0:
         raise ValueError(f"--max-mmacs must be positive, got {args.max_mmacs}")
     device = resolve_device(args.device)
-    budget = (
-        auto_budget(device, args.dataset) if args.budget == "auto" else Budget.parse(args.budget)
-    )
+    budget = budget_option(args.budget, device, args.dataset)
     if args.epochs is not None:
         budget = Budget(args.epochs, budget.train_size)
     if args.dry_run:
@@ -173,12 +174,11 @@ def _worker_process(storage, study_name, args, settings, data, budget, device, h
     """One of the processes --workers starts: run trials on the existing study, no report."""
     import optuna
 
-    from nas._worker import StorageLost
+    from nas._worker import EXIT_STORAGE_LOST, StorageLost, _with_retries
 
-    if device == "cpu":
-        _pin_worker_cores(args.worker_index, args.workers)
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    _pin_worker_cores(args.worker_index, args.workers, pin=device == "cpu")
     try:
+        study = _with_retries(lambda: optuna.load_study(study_name=study_name, storage=storage))
         _worker_loop(
             study, storage, args, settings, data, budget, device, heartbeat_s, args.worker_index
         )
@@ -186,11 +186,23 @@ def _worker_process(storage, study_name, args, settings, data, budget, device, h
         return EXIT_INTERRUPTED
     except StorageLost as error:
         print(
-            f"error: worker {args.worker_index} lost the database after retries: {error}",
+            f"error: worker {args.worker_index} lost the database after retries: {error}; "
+            "its finished trials are kept",
             file=sys.stderr,
         )
-        return 3
+        return EXIT_STORAGE_LOST
     return 0
+
+
+def _heartbeat_seconds(text: str) -> int:
+    """argparse type of --heartbeat: a whole number of seconds, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected whole seconds (0 or more), got {text!r}")
+    return value
 
 
 def _dry_run(space, dataset: str, budget, device: str) -> str:
@@ -220,14 +232,28 @@ def _dry_run(space, dataset: str, budget, device: str) -> str:
 
 
 def _open_study(storage, name, settings, space, args):
-    import optuna
-
     import nas
-    from nas._study import check_compatible, existing_study
+    from nas._study import check_compatible, open_or_create_study
     from search_spaces import LANDMARKS
 
-    study = existing_study(storage, name)
-    if study is not None:
+    directions = ["maximize"] + ["minimize"] * (len(settings["objectives"]) - 1)
+    landmarks = []
+    if not args.no_landmarks:
+        landmarks = [
+            (params, {"landmark": landmark})
+            for landmark, arch in LANDMARKS.items()
+            if (params := space.params_for(arch)) is not None
+        ]
+    # Safe when several processes start on the same new study: one creates it and enqueues
+    # the landmarks (no more than trials: a waiting trial beyond the target would never run).
+    study, created = open_or_create_study(
+        storage,
+        name,
+        directions,
+        {**settings, "version": nas.__version__},
+        landmarks[: args.trials],
+    )
+    if not created:
         check_compatible(study, settings)
         if study.user_attrs.get("budget") not in (None, settings["budget"]):
             print(
@@ -235,20 +261,6 @@ def _open_study(storage, name, settings, space, args):
                 f"continuing with {settings['budget']}",
                 file=sys.stderr,
             )
-        return study
-    directions = ["maximize"] + ["minimize"] * (len(settings["objectives"]) - 1)
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions)
-    for key, value in {**settings, "version": nas.__version__}.items():
-        study.set_user_attr(key, value)
-    if not args.no_landmarks:
-        reachable = [
-            (landmark, params)
-            for landmark, arch in LANDMARKS.items()
-            if (params := space.params_for(arch)) is not None
-        ]
-        # No more landmarks than trials: a waiting trial beyond the target would never run.
-        for landmark, params in reachable[: args.trials]:
-            study.enqueue_trial(params, user_attrs={"landmark": landmark})
     return study
 
 
@@ -328,7 +340,8 @@ def _search(study, storage, args, argv, settings, data, budget, device, heartbea
             file=sys.stderr,
         )
         status = 3
-    print(summary(study, args.storage, time.monotonic() - start))
+    if status != 3:  # the database is gone: no summary, which would need it
+        print(summary(study, args.storage, time.monotonic() - start))
     return status
 
 
@@ -357,30 +370,78 @@ def _space(name):
     return search_spaces.get(name)
 
 
-def _pin_worker_cores(index: int, workers: int) -> None:
-    """Give each CPU worker its share of the cores: OpenMP threads of several processes
-    competing for all cores oversubscribe them and run many times slower."""
+def _pin_worker_cores(index: int, workers: int, *, pin: bool = True) -> None:
+    """Give each worker its share of the cores: OpenMP threads of several processes competing
+    for all cores oversubscribe them and run many times slower.
+
+    On a CPU, every thread of the process (OpenMP's pool may exist already) is bound to the
+    share from `core_share`, and torch runs that many threads; with more workers than cores
+    each worker gets one thread on one core. GPU workers (`pin=False`) stay unbound but cap
+    their CPU threads (cost counting, data handling) at their share of the cores.
+    """
+    import torch
+
+    from nas._worker import core_share
+
     if not hasattr(os, "sched_setaffinity"):
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
         return
     cores = sorted(os.sched_getaffinity(0))
-    share = [core for i, core in enumerate(cores) if i % workers == index % workers]
-    os.sched_setaffinity(0, share or [cores[index % len(cores)]])
+    share = core_share(cores, index, workers)
+    if pin:
+        tasks = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []
+        for task in tasks:
+            try:
+                os.sched_setaffinity(int(task), share)
+            except OSError:
+                pass  # a thread that ended meanwhile
+        os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share) if pin else max(1, len(cores) // workers))
 
 
 def _run_workers(args, argv, progress) -> int:
-    """Start `--workers` processes of this command on the existing study; report progress."""
+    """Start `--workers` processes of this command on the existing study; report progress.
+
+    A worker killed by a signal is reported; the others retry its trial (heartbeats), so the
+    run still succeeds when the study reaches its target. Workers that lost the database make
+    this raise StorageLost.
+    """
     import signal
     import subprocess
+
+    from nas._worker import EXIT_STORAGE_LOST, StorageLost, is_connection_error
+
+    def report() -> None:
+        try:
+            progress.report()
+        except Exception as error:  # skipped while the database is away; the workers retry
+            if not is_connection_error(error):
+                raise
 
     base = list(sys.argv[1:] if argv is None else argv)
     children = [
         subprocess.Popen([sys.executable, "-m", "nas.search", *base, "--worker-index", str(i)])
         for i in range(args.workers)
     ]
+    killed: set[int] = set()
+    last_report = 0.0
     try:
-        while any(child.poll() is None for child in children):
-            progress.report()
-            time.sleep(2.0)
+        while True:
+            for i, child in enumerate(children):
+                code = child.poll()
+                if code is not None and code < 0 and i not in killed:
+                    killed.add(i)
+                    print(
+                        f"note: worker {i} (pid {child.pid}) was killed by signal {-code}; "
+                        "the others retry its trial",
+                        file=sys.stderr,
+                    )
+            if all(child.returncode is not None for child in children):
+                break
+            if time.monotonic() - last_report >= 2.0:
+                report()
+                last_report = time.monotonic()
+            time.sleep(0.25)
     except KeyboardInterrupt:
         for child in children:
             if child.poll() is None:
@@ -388,9 +449,17 @@ def _run_workers(args, argv, progress) -> int:
         for child in children:
             child.wait()
         raise
-    progress.report()
     codes = [child.returncode for child in children]
-    return next((code for code in codes if code), 0)
+    if EXIT_STORAGE_LOST in codes:
+        lost = codes.count(EXIT_STORAGE_LOST)
+        raise StorageLost(f"{lost} of {len(codes)} workers stopped")
+    report()
+    failed = [code for code in codes if code > 0]
+    if failed:
+        return failed[0]
+    if killed and progress.done() < args.trials:
+        return 1  # workers were killed and none is left to finish their trials
+    return 0
 
 
 if __name__ == "__main__":
