@@ -8,7 +8,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from nas._study import counts_toward_target
+from nas._study import counts_toward_target, redact
 from nas.pareto import hypervolume, pareto_indices
 
 
@@ -95,7 +95,9 @@ def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
         by_state[trial.state.name.lower()] += 1
     counts = ", ".join(f"{count} {name}" for name, count in by_state.items() if count)
     train_s = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
-    storage_arg = "" if storage_url == "sqlite:///studies.db" else f" --storage '{storage_url}'"
+    # The password stays out of logs: the hint shows *** where it goes.
+    default = storage_url == "sqlite:///studies.db"
+    storage_arg = "" if default else f" --storage '{redact(storage_url)}'"
     return "\n".join(
         [
             "",

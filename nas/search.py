@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import search_spaces
     from nas import data as data_module
     from nas._cli import budget_option
-    from nas._study import open_storage
+    from nas._study import open_storage, redact
     from nas.train import Budget, resolve_device
 
     if args.list_spaces:
@@ -159,7 +159,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         "num_classes": data.num_classes,
         "seed": args.seed,
         "sampler": args.sampler,
-        "command": "python -m nas.search " + shlex.join(sys.argv[1:] if argv is None else argv),
+        # Stored in the study and in exported files: never with a database password.
+        "command": "python -m nas.search "
+        + shlex.join(redact(arg) for arg in (sys.argv[1:] if argv is None else argv)),
     }
     study_name = args.study or f"{space.name}-{args.dataset}"
     if args.worker_index is not None:
@@ -296,12 +298,14 @@ def _sampler(name: str, seed: int, trials: int):
 
 def _search(study, storage, args, argv, settings, data, budget, device, heartbeat_s) -> int:
     from nas._report import Progress, summary
+    from nas._study import redact
 
     progress = Progress(study, args.trials)
     print(
-        f"study {study.study_name!r} in {args.storage}: space {settings['space']}, dataset "
-        f"{settings['dataset']}, budget {budget} per trial on {device}, sampler {args.sampler}, "
-        f"{args.workers} worker(s); {progress.done()}/{args.trials} trials already done",
+        f"study {study.study_name!r} in {redact(args.storage)}: space {settings['space']}, "
+        f"dataset {settings['dataset']}, budget {budget} per trial on {device}, "
+        f"sampler {args.sampler}, {args.workers} worker(s); "
+        f"{progress.done()}/{args.trials} trials already done",
         file=sys.stderr,
     )
     start = time.monotonic()

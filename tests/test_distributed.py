@@ -298,6 +298,11 @@ def test_three_processes_on_postgres_one_killed_mid_trial(pg):
     for _code, err in results:
         assert "Traceback" not in err and "Duplicated" not in err, err[-2000:]
     check_study(url, 6, killed=victim)
+    # The password reaches neither the study (exported files quote its command) nor the logs.
+    password = url.split("@", 1)[0].rsplit(":", 1)[1]
+    command = load(url).user_attrs["command"]
+    assert f":{password}@" not in command and ":***@" in command
+    assert all(f":{password}@" not in err for _code, err in results)
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["all-live", "one-killed"])

@@ -1,0 +1,165 @@
+"""The real default command, timed: `python -m nas.search --space inception_to_xception`.
+
+Runs the search exactly as a user would (default dataset, budget, sampler, pruning; one
+process) into a fresh SQLite file, for `--trials` trials or until `--minutes` have passed,
+whichever comes first; a time-boxed run is stopped with Ctrl-C (the search's own clean stop)
+and the time for all the trials is extrapolated from the measured rate. Writes the wall time,
+trials per hour, per-trial seconds by kind and the resulting Pareto front.
+
+    python bench/default_run.py [--trials 200] [--minutes 60] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import optuna  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from bench._machine import machine, write_results  # noqa: E402
+from nas.pareto import hypervolume, pareto_indices  # noqa: E402
+
+SPACE = "inception_to_xception"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--minutes", type=float, default=60.0, help="stop the run after this")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--name", default="default_run_cpu", help="results file name")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        storage = f"sqlite:///{folder}/studies.db"
+        command = [sys.executable, "-m", "nas.search", "--space", SPACE]
+        command += ["--trials", str(args.trials), "--storage", storage, "--device", args.device]
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        stopped = False
+        try:
+            process.wait(timeout=args.minutes * 60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)  # the search fails the running trial and stops
+            stopped = True
+            process.wait(timeout=300)
+        wall = time.perf_counter() - start
+        out = process.stdout.read()
+        if process.returncode not in (0, 130):
+            raise SystemExit(f"the search exited with {process.returncode}")
+        study = optuna.load_study(study_name=f"{SPACE}-fashion_mnist", storage=storage)
+        result = summarize(study, wall, args, stopped)
+    result["search_output_tail"] = out.strip().splitlines()[-30:]
+    write_results(args.name, result, markdown(result))
+
+
+def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
+    trials = sorted(study.trials, key=lambda t: t.number)
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    trained = [t for t in counted if "duplicate_of" not in t.user_attrs]
+    seconds = [t.duration.total_seconds() for t in trained if t.duration is not None]
+    first = min(t.datetime_start for t in trials if t.datetime_start is not None)
+    last = max(t.datetime_complete for t in counted)
+    trial_span = (last - first).total_seconds()
+    rate = len(counted) / trial_span * 3600
+    setup = wall - trial_span if not stopped else None
+    complete = [t for t in counted if t.state == TrialState.COMPLETE]
+    points = [(t.values[0], t.user_attrs["macs"]) for t in complete]
+    front = [complete[i] for i in pareto_indices(points)]
+    return {
+        "command": f"python -m nas.search --space {SPACE} --trials {args.trials}"
+        + (f" --device {args.device}" if args.device != "auto" else ""),
+        "benchmark": "python bench/default_run.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "budget": study.user_attrs.get("budget"),
+        "device": study.user_attrs.get("device") or (trained[0].user_attrs.get("device")),
+        "target_trials": args.trials,
+        "finished_trials": len(counted),
+        "stopped_after_minutes": args.minutes if stopped else None,
+        "wall_s": round(wall, 1),
+        "trial_span_s": round(trial_span, 1),
+        "setup_s": None if setup is None else round(setup, 1),
+        "trials_per_hour": round(rate, 1),
+        "minutes_for_target": round(args.trials / rate * 60, 1),
+        "pruned": sum(t.state == TrialState.PRUNED for t in counted),
+        "duplicates": sum("duplicate_of" in t.user_attrs for t in counted),
+        "skipped_by_constraint": sum("constraint" in t.user_attrs for t in trials),
+        "failed": sum(t.state == TrialState.FAIL for t in trials),
+        "trial_seconds_median": round(statistics.median(seconds), 1),
+        "trial_seconds_p90": round(sorted(seconds)[int(0.9 * (len(seconds) - 1))], 1),
+        "landmark_seconds": {
+            t.user_attrs["landmark"]: round(t.duration.total_seconds(), 1)
+            for t in trained
+            if "landmark" in t.user_attrs
+        },
+        "hypervolume": round(hypervolume(points), 4),
+        "front": [
+            {
+                "trial": t.number,
+                "val_acc": round(t.values[0], 4),
+                "mmacs": round(t.user_attrs["macs"] / 1e6, 2),
+                "params": t.user_attrs["params"],
+                "latency_ms": t.user_attrs.get("latency_ms"),
+                "decoupling": round(t.user_attrs.get("decoupling", 0.0), 2),
+                "landmark": t.user_attrs.get("landmark", ""),
+                "arch": t.user_attrs["arch"],
+            }
+            for t in sorted(front, key=lambda t: t.user_attrs["macs"])
+        ],
+    }
+
+
+def markdown(r: dict) -> list[str]:
+    m = r["machine"]
+    ran = (
+        f"stopped after {r['stopped_after_minutes']:g} min with {r['finished_trials']} of "
+        f"{r['target_trials']} trials; the time for all {r['target_trials']} is extrapolated "
+        "from the measured rate"
+        if r["stopped_after_minutes"]
+        else f"ran all {r['finished_trials']} trials"
+    )
+    lines = [
+        "# The default search, timed",
+        "",
+        f"`{r['command']}` (via `{r['benchmark']}`) on {m['cpu']} ({m['cores']} cores), "
+        f"{m['date']}; device {r['device']}, budget {r['budget']} per trial; {ran}.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| wall time | {r['wall_s'] / 60:.1f} min |",
+        f"| finished trials (complete + pruned) | {r['finished_trials']} |",
+        f"| trials per hour | {r['trials_per_hour']:.0f} |",
+        f"| minutes for {r['target_trials']} trials | **{r['minutes_for_target']:.0f}** |",
+        f"| median / p90 seconds per trained trial | {r['trial_seconds_median']} / "
+        f"{r['trial_seconds_p90']} |",
+        f"| pruned / duplicates / failed | {r['pruned']} / {r['duplicates']} / {r['failed']} |",
+        f"| hypervolume | {r['hypervolume']:.4f} |",
+        "",
+        "Seconds per landmark trial: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(r["landmark_seconds"].items()))
+        + ".",
+        "",
+        "## Pareto front (validation accuracy vs MACs)",
+        "",
+        "| trial | val acc | MMACs | params | latency ms | decoupling | landmark | arch |",
+        "|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for p in r["front"]:
+        lines.append(
+            f"| {p['trial']} | {p['val_acc']:.4f} | {p['mmacs']} | {p['params']:,} | "
+            f"{p['latency_ms']} | {p['decoupling']} | {p['landmark']} | `{p['arch']}` |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    main()
