@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--budget", default="4x600")
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--name", default="pruning", help="results file name")
     args = parser.parse_args()
 
     rows = []
@@ -104,7 +105,7 @@ def main() -> None:
         f"**{ratio:.3f}** (goal: >= 30% saved, ratio >= 0.98): "
         f"{'met' if result['goal_met'] else 'not met'}.",
     ]
-    write_results("pruning", result, lines)
+    write_results(args.name, result, lines)
 
 
 if __name__ == "__main__":

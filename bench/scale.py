@@ -43,7 +43,7 @@ from bench._machine import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://nas:nas@127.0.0.1:5432/nas_test"
-STUDY = "inception_to_xception-digits"
+STUDY = "scale-bench"
 
 
 # --- storages --------------------------------------------------------------------------------
@@ -76,8 +76,10 @@ def search_args(url: str, args, workers: int) -> list[str]:
     return [
         "--space",
         "inception_to_xception",
+        "--study",
+        STUDY,
         "--dataset",
-        "digits",
+        args.dataset,
         "--budget",
         args.budget,
         "--trials",
@@ -325,8 +327,9 @@ def markdown(result: dict) -> str:
         f"{result['load_before']} before, {result['load_after']} after (the machine is "
         "shared: absolute figures move with the neighbours, compare within a table).",
         "",
-        f"## Throughput: {args['trials']} trials (the landmarks) on digits, budget "
-        f"{args['budget']}, no pruning; medians of {args['repeats']}",
+        f"## Throughput: {args['trials']} trials (the landmarks) on "
+        f"{args.get('dataset', 'digits')}, budget {args['budget']}, no pruning; "
+        f"medians of {args['repeats']}",
         "",
         "| storage | workers | mode | trials/hour (wall) | trials/hour (trials) | wall s "
         "(each run) | failed trials (all runs) |",
@@ -408,6 +411,7 @@ def main() -> None:
         "--trials", type=int, default=7, help="7: the landmarks, the same work in every run"
     )
     parser.add_argument("--budget", default="4x600")
+    parser.add_argument("--dataset", default="digits", help="of the throughput runs")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--storages", default="sqlite,postgresql")
     parser.add_argument("--repeats", type=int, default=3)
@@ -417,6 +421,7 @@ def main() -> None:
         "--postgres-url", default=os.environ.get("NAS_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--name", default="scale", help="results file name (.json and .md)")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     args.storages = args.storages.split(",")
@@ -429,6 +434,7 @@ def main() -> None:
         "settings": {
             "trials": args.trials,
             "budget": args.budget,
+            "dataset": args.dataset,
             "repeats": args.repeats,
             "overhead_trials": args.overhead_trials,
         },
@@ -439,8 +445,8 @@ def main() -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "scale.md").write_text(markdown(result))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

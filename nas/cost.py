@@ -48,10 +48,13 @@ class PartCost:
     share: float  # of the whole network's MACs
 
 
-def _module_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """MACs of `module` on one input of `input_shape` (C, H, W), via ptflops' aten backend."""
-    # ptflops leaves its module hooks registered, so it counts a throwaway copy.
-    module = copy.deepcopy(module).cpu().eval()
+def _module_macs(module: nn.Module, input_shape: tuple[int, ...], *, owned: bool = False) -> int:
+    """MACs of `module` on one input of `input_shape` (C, H, W), via ptflops' aten backend.
+
+    `owned`: the module was built for this count alone and may be changed.
+    """
+    # ptflops leaves its module hooks registered, so a caller's module is counted on a copy.
+    module = (module if owned else copy.deepcopy(module)).cpu().eval()
     macs, _ = get_model_complexity_info(
         module,
         tuple(input_shape),
@@ -72,7 +75,7 @@ def _param_count(module: nn.Module) -> int:
 @lru_cache(maxsize=4096)
 def _arch_cost(arch_text: str, input_shape: tuple[int, ...], num_classes: int) -> Cost:
     model = build_model(Arch.parse(arch_text), input_shape[0], num_classes)
-    return Cost(_module_macs(model, input_shape), _param_count(model))
+    return Cost(_module_macs(model, input_shape, owned=True), _param_count(model))
 
 
 def count_cost(
