@@ -166,19 +166,19 @@ def measure_latency(
         model = build_model(arch, input_shape[0], num_classes)
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     is_cuda = str(device).startswith("cuda")
-    latencies: dict[int, float] = {}
     threads_before = torch.get_num_threads()
     if cpu_threads is not None and not is_cuda:
         torch.set_num_threads(cpu_threads)
     try:
-        _time_batches(model, input_shape, device, batch_sizes, warmup, repeats, latencies)
+        return _time_batches(model, input_shape, device, is_cuda, batch_sizes, warmup, repeats)
     finally:
         torch.set_num_threads(threads_before)
-    return latencies
 
 
-def _time_batches(model, input_shape, device, batch_sizes, warmup, repeats, latencies) -> None:
-    is_cuda = str(device).startswith("cuda")
+def _time_batches(
+    model, input_shape, device, is_cuda, batch_sizes, warmup, repeats
+) -> dict[int, float]:
+    latencies: dict[int, float] = {}
     with torch.inference_mode():
         for batch_size in batch_sizes:
             inputs = torch.randn(batch_size, *input_shape, device=device)
@@ -194,3 +194,4 @@ def _time_batches(model, input_shape, device, batch_sizes, warmup, repeats, late
                 if run >= warmup:
                     times.append((time.perf_counter() - start) * 1e3)
             latencies[batch_size] = statistics.median(times)
+    return latencies

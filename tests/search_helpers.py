@@ -11,6 +11,18 @@ import optuna
 
 # Digits with a budget small enough for seconds per trial, large enough to learn something.
 TINY = ["--dataset", "digits", "--budget", "4x600"]
+# What every finished (trained) trial must store.
+TRIAL_ATTRS = {
+    "arch",
+    "macs",
+    "params",
+    "decoupling",
+    "val_acc_curve",
+    "train_seconds",
+    "device",
+    "budget",
+    "latency_ms",
+}
 
 
 def search_command(storage: str, *args: str) -> list[str]:

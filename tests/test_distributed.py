@@ -31,23 +31,12 @@ from nas._worker import (
     run_trials,
 )
 from search_spaces import LANDMARKS
-from tests.search_helpers import load, search_command
+from tests.search_helpers import TRIAL_ATTRS, load, search_command
 
 POSTGRES_URL = os.environ.get(
     "NAS_TEST_POSTGRES_URL", "postgresql+psycopg://nas:nas@127.0.0.1:5432/nas_test"
 )
 ROOT = Path(__file__).parent.parent
-TRIAL_ATTRS = {
-    "arch",
-    "macs",
-    "params",
-    "decoupling",
-    "val_acc_curve",
-    "train_seconds",
-    "device",
-    "budget",
-    "latency_ms",
-}
 # Short heartbeats (a dead worker's trial is retried 8 s after its last beat) and a short
 # back-off, so that these tests take seconds, not minutes.
 FAST = ["--heartbeat", "2"]

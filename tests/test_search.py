@@ -16,19 +16,7 @@ from nas.data import load_dataset
 from nas.pruning import NO_PRUNING
 from nas.train import Budget, TrainResult
 from search_spaces import LANDMARKS
-from tests.search_helpers import load, run_search, search_command
-
-TRIAL_ATTRS = {
-    "arch",
-    "macs",
-    "params",
-    "decoupling",
-    "val_acc_curve",
-    "train_seconds",
-    "device",
-    "budget",
-    "latency_ms",
-}
+from tests.search_helpers import TRIAL_ATTRS, load, run_search, search_command
 
 
 @pytest.fixture(scope="module")
