@@ -21,5 +21,11 @@ def read_runs(path: Path) -> list[dict]:
 def append_run(path: Path, run: dict) -> None:
     """Log one run at once (one line, flushed), before the next one starts."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A crash mid-write leaves a torn last line; start a fresh line so this run is not lost too.
+    torn = False
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as handle:
+            handle.seek(-1, 2)
+            torn = handle.read(1) != b"\n"
     with path.open("a") as handle:
-        handle.write(json.dumps(run) + "\n")
+        handle.write(("\n" if torn else "") + json.dumps(run) + "\n")

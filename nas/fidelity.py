@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -126,6 +127,65 @@ def correlations(rows: list[dict]) -> dict:
     }
 
 
+def markdown_report(summary: dict) -> str:
+    """The result table: each architecture's rank by the proxy, by the long run and by MACs."""
+    rows = summary["rows"]
+    usable = [r for r in rows if r["short_acc"] is not None and r["long_acc"] is not None]
+    labels = [r["label"] for r in usable]
+
+    def rank_by(key) -> dict[str, float]:
+        # Rank 1 is the most accurate (or the most MACs).
+        return dict(zip(labels, average_ranks([-float(key(r)) for r in usable])))
+
+    ranks = {
+        "short_acc": rank_by(lambda r: r["short_acc"]),
+        "long_acc": rank_by(lambda r: r["long_acc"]),
+        "macs": rank_by(lambda r: r["macs"]),
+    }
+
+    def cell(row: dict, key: str, text: str) -> str:
+        if row[key] is None:
+            return "failed"
+        rank = ranks[key].get(row["label"])
+        return text if rank is None else f"{text} (#{rank:g})"
+
+    lines = [
+        f"# Proxy fidelity on {summary['dataset']} ({summary['device']})",
+        "",
+        f"`{summary['command']}`, {summary['machine']['date']}, "
+        f"{summary['machine']['cpu']} ({summary['machine']['cores']} cores), "
+        f"torch {summary['machine']['torch']}.",
+        "",
+        f"{summary['architectures']} architectures from `{summary['space']}` (the landmarks "
+        f"and a seeded sample), each trained at the proxy budget {summary['proxy_budget']} "
+        f"and at {summary['long_budget']}.",
+        "",
+        "| ranking of the long run by | Kendall tau | Spearman rho |",
+        "|---|---|---|",
+        f"| the proxy's accuracy | {summary['proxy_kendall_tau']:.3f} "
+        f"| {summary['proxy_spearman_rho']:.3f} |",
+        f"| MACs alone (baseline) | {summary['macs_kendall_tau']:.3f} "
+        f"| {summary['macs_spearman_rho']:.3f} |",
+        "",
+        f"Median training time per architecture: {summary['proxy_seconds_median']:.1f} s at "
+        f"the proxy budget, {summary['long_seconds_median']:.1f} s at the long one.",
+        "",
+        "| architecture | MMACs (#) | proxy val acc (#) | long val acc (#) | arch |",
+        "|---|---|---|---|---|",
+    ]
+    ordered = sorted(rows, key=lambda r: -(r["long_acc"] if r["long_acc"] is not None else -1))
+    for row in ordered:
+        short = "" if row["short_acc"] is None else f"{100 * row['short_acc']:.2f}%"
+        long = "" if row["long_acc"] is None else f"{100 * row['long_acc']:.2f}%"
+        mmacs = f"{row['macs'] / 1e6:.2f}"
+        lines.append(
+            f"| {row['label']} | {cell(row, 'macs', mmacs)} "
+            f"| {cell(row, 'short_acc', short)} | {cell(row, 'long_acc', long)} "
+            f"| `{row['arch']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m nas.fidelity", description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="inception_to_xception")
@@ -178,6 +238,12 @@ def _run(args) -> int:
     archs = sample_archs(args.space, args.archs, args.seed)
     start = time.monotonic()
     todo = [(a, b) for _, a in archs for b in (short, long) if (a, str(b)) not in runs]
+    print(
+        f"fidelity: {len(archs)} architectures at {short} and {long}; "
+        f"{2 * len(archs) - len(todo)} runs already in {results_path}, {len(todo)} to train",
+        file=sys.stderr,
+        flush=True,
+    )
     for index, (arch_text, budget) in enumerate(todo, 1):
         run = train_once(arch_text, data, budget, device, args.seed)
         runs[(arch_text, str(budget))] = run
@@ -199,6 +265,8 @@ def _run(args) -> int:
                 "macs": short_run["macs"],
                 "short_acc": None if short_run["failure"] else short_run["val_acc"],
                 "long_acc": None if long_run["failure"] else long_run["val_acc"],
+                "short_seconds": short_run["seconds"],
+                "long_seconds": long_run["seconds"],
             }
         )
     from nas._machine import machine
@@ -212,9 +280,13 @@ def _run(args) -> int:
         "long_budget": str(long),
         "device": device,
         **correlations(rows),
+        "proxy_seconds_median": statistics.median(r["short_seconds"] for r in rows),
+        "long_seconds_median": statistics.median(r["long_seconds"] for r in rows),
         "rows": rows,
     }
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    out = Path(args.out)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown_report(summary))
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
     return 0
 

@@ -6,6 +6,7 @@ import random
 import pytest
 from scipy import stats
 
+from nas._runlog import append_run, read_runs
 from nas.fidelity import average_ranks, kendall_tau, main, sample_archs, spearman_rho
 
 
@@ -51,9 +52,24 @@ def test_fidelity_runs_resume_and_report(tmp_path, capsys):
     assert summary["architectures"] == 8
     assert -1 <= summary["proxy_kendall_tau"] <= 1
     assert len(results.read_text().splitlines()) == 16
-    capsys.readouterr()
+    table = out.with_suffix(".md").read_text()
+    assert "| MACs alone (baseline) |" in table
+    # One row per architecture, each naming its rank under the long budget.
+    assert sum(line.startswith("| normal |") for line in table.splitlines()) == 1
+    assert table.count("`stem") == 8
+    assert "16 to train" in capsys.readouterr().err
     assert main(argv) == 0  # everything is stored: nothing trains again
-    assert "[1/" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "[1/" not in err and "16 runs already in" in err and "0 to train" in err
+
+
+def test_a_torn_last_line_costs_only_itself(tmp_path):
+    log = tmp_path / "runs.jsonl"
+    append_run(log, {"arch": "a"})
+    with log.open("a") as handle:
+        handle.write('{"arch": "torn')  # what a crash mid-write leaves
+    append_run(log, {"arch": "b"})
+    assert [run["arch"] for run in read_runs(log)] == ["a", "b"]
 
 
 def test_long_budget_must_be_ten_times_longer(tmp_path, capsys):
