@@ -272,7 +272,7 @@ def _run(args) -> int:
     from nas._machine import machine
 
     summary = {
-        "command": "python -m nas.fidelity " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m nas.fidelity", *sys.argv[1:]]),
         "machine": machine(),
         "dataset": args.dataset,
         "space": args.space,
