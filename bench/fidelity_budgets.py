@@ -18,7 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import machine, write_results  # noqa: E402
 from nas._runlog import append_run  # noqa: E402
-from nas.fidelity import correlations, load_runs, sample_archs, train_once  # noqa: E402
+from nas.fidelity import (  # noqa: E402
+    correlations,
+    load_runs,
+    paired_rows,
+    sample_archs,
+    train_once,
+)
 from nas.train import Budget  # noqa: E402
 
 
@@ -41,27 +47,23 @@ def main() -> None:
     log = Path(args.results)
     runs = load_runs(log)
     archs = sample_archs(args.space, args.archs, args.seed)
-
-    def missing_long_runs() -> list[str]:
-        return [label for label, arch in archs if (arch, long) not in load_runs(log)]
-
-    if missing_long_runs():
+    missing = [label for label, arch in archs if (arch, long) not in runs]
+    if missing:
         # The candidates train anyway; `python -m nas.fidelity` may still be filling the log.
         print(
-            f"note: {len(missing_long_runs())} architectures have no {long} run in {log} yet; "
+            f"note: {len(missing)} architectures have no {long} run in {log} yet; "
             "the ranking needs them (python -m nas.fidelity)",
             file=sys.stderr,
         )
     data = load_dataset(args.dataset)
-    table = {}
     for budget in budgets:
         todo = [arch for _, arch in archs if (arch, str(budget)) not in runs]
         for index, arch in enumerate(todo, 1):
             run = train_once(arch, data, budget, "cpu", args.seed)
-            runs[(arch, str(budget))] = run
             append_run(log, run)
             print(f"[{budget} {index}/{len(todo)}] acc {run['val_acc']:.4f}", file=sys.stderr)
-    missing = missing_long_runs()
+    runs = load_runs(log)  # again: long runs may have landed meanwhile
+    missing = [label for label, arch in archs if (arch, long) not in runs]
     if missing:
         print(
             f"error: no {long} run for {', '.join(missing)} in {log}; "
@@ -69,27 +71,16 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    runs = load_runs(log)
+    table = {}
     for budget in budgets:
-        rows = []
-        for label, arch in archs:
-            short_run, long_run = runs[(arch, str(budget))], runs[(arch, long)]
-            rows.append(
-                {
-                    "label": label,
-                    "macs": short_run["macs"],
-                    "short_acc": None if short_run["failure"] else short_run["val_acc"],
-                    "long_acc": None if long_run["failure"] else long_run["val_acc"],
-                }
-            )
-        seconds = [runs[(arch, str(budget))]["seconds"] for _, arch in archs]
+        rows = paired_rows(archs, runs, str(budget), long)
         table[str(budget)] = {
             **correlations(rows),
             "training_images": budget.epochs * (budget.train_size or len(data.train_x)),
-            "seconds_median": statistics.median(seconds),
+            "seconds_median": statistics.median(row["short_seconds"] for row in rows),
         }
     result = {
-        "command": "python bench/fidelity_budgets.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/fidelity_budgets.py", *sys.argv[1:]]),
         "machine": machine(),
         "long_budget": long,
         "budgets": table,

@@ -22,10 +22,9 @@ def append_run(path: Path, run: dict) -> None:
     """Log one run at once (one line, flushed), before the next one starts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A crash mid-write leaves a torn last line; start a fresh line so this run is not lost too.
-    torn = False
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as handle:
+    with path.open("ab+") as handle:
+        torn = False
+        if handle.seek(0, 2):  # the file is not empty: look at its last byte
             handle.seek(-1, 2)
             torn = handle.read(1) != b"\n"
-    with path.open("a") as handle:
-        handle.write(("\n" if torn else "") + json.dumps(run) + "\n")
+        handle.write((("\n" if torn else "") + json.dumps(run) + "\n").encode())

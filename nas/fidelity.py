@@ -111,6 +111,28 @@ def train_once(arch_text: str, data, budget, device: str, seed: int) -> dict:
     }
 
 
+def paired_rows(
+    archs: list[tuple[str, str]], runs: dict[tuple[str, str], dict], short: str, long: str
+) -> list[dict]:
+    """One row per architecture: its MACs, and accuracy (None if it failed) and seconds at
+    the `short` and the `long` budget."""
+    rows = []
+    for label, arch_text in archs:
+        short_run, long_run = runs[(arch_text, short)], runs[(arch_text, long)]
+        rows.append(
+            {
+                "label": label,
+                "arch": arch_text,
+                "macs": short_run["macs"],
+                "short_acc": None if short_run["failure"] else short_run["val_acc"],
+                "long_acc": None if long_run["failure"] else long_run["val_acc"],
+                "short_seconds": short_run["seconds"],
+                "long_seconds": long_run["seconds"],
+            }
+        )
+    return rows
+
+
 def correlations(rows: list[dict]) -> dict:
     """Rank agreement of the proxy, and of MACs alone, with the long training."""
     usable = [r for r in rows if r["short_acc"] is not None and r["long_acc"] is not None]
@@ -255,20 +277,7 @@ def _run(args) -> int:
             file=sys.stderr,
             flush=True,
         )
-    rows = []
-    for label, arch_text in archs:
-        short_run, long_run = runs[(arch_text, str(short))], runs[(arch_text, str(long))]
-        rows.append(
-            {
-                "label": label,
-                "arch": arch_text,
-                "macs": short_run["macs"],
-                "short_acc": None if short_run["failure"] else short_run["val_acc"],
-                "long_acc": None if long_run["failure"] else long_run["val_acc"],
-                "short_seconds": short_run["seconds"],
-                "long_seconds": long_run["seconds"],
-            }
-        )
+    rows = paired_rows(archs, runs, str(short), str(long))
     from nas._machine import machine
 
     summary = {
