@@ -103,8 +103,9 @@ def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:
     return matched
 
 
-def run_key(arch: Arch, budget: str, seed: int, dataset: str) -> str:
-    return f"{dataset}|{budget}|{seed}|{arch}"
+def run_key(arch: Arch, budget: str, seed: int, dataset: str, batch_size: int) -> str:
+    # The batch is part of the key: the recipe picks it per budget, and it changed once.
+    return f"{dataset}|{budget}|b{batch_size}|{seed}|{arch}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,12 +142,13 @@ def _run(args) -> int:
     from nas.builder import build_model
     from nas.cost import count_cost, measure_latency
     from nas.data import load_dataset
-    from nas.train import resolve_device, train
+    from nas.train import DEFAULT_RECIPE, resolve_device, train
     from search_spaces import LANDMARKS
 
     device = resolve_device(args.device)
     budget = budget_option(args.budget, device, args.dataset)
     data = load_dataset(args.dataset, args.data_dir)
+    batch_size = DEFAULT_RECIPE.batch_size_for(budget, len(data.train_x))
     shape, classes = data.input_shape, data.num_classes
     experiments = {
         "spectrum": spectrum_archs(),
@@ -164,14 +166,14 @@ def _run(args) -> int:
         (a, s)
         for a in sorted(trained, key=str)
         for s in range(args.seeds)
-        if run_key(a, str(budget), s, args.dataset) not in runs
+        if run_key(a, str(budget), s, args.dataset, batch_size) not in runs
     ]
     start = time.monotonic()
     for index, (arch, seed) in enumerate(todo, 1):
         model = build_model(arch, data.in_channels, classes)
         result = train(model, data, budget, device=device, seed=seed)
         run = {
-            "key": run_key(arch, str(budget), seed, args.dataset),
+            "key": run_key(arch, str(budget), seed, args.dataset, batch_size),
             "val_acc": result.val_acc,
             "failure": result.failure,
             "seconds": round(result.train_seconds, 2),
@@ -194,7 +196,7 @@ def _run(args) -> int:
             accs = [
                 runs[k]["val_acc"]
                 for s in range(args.seeds)
-                if (k := run_key(arch, str(budget), s, args.dataset)) in runs
+                if (k := run_key(arch, str(budget), s, args.dataset, batch_size)) in runs
                 and not runs[k]["failure"]
             ]
             rows.append(
@@ -214,6 +216,7 @@ def _run(args) -> int:
     context = {
         "dataset": args.dataset,
         "budget": str(budget),
+        "batch_size": batch_size,
         "seeds": args.seeds,
         "device": device,
         "machine": machine(),

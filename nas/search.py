@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from nas import data as data_module
     from nas._cli import budget_option
     from nas._study import open_storage, redact
-    from nas.train import Budget, resolve_device
+    from nas.train import DEFAULT_RECIPE, Budget, resolve_device
 
     if args.list_spaces:
         for name in search_spaces.names():
@@ -154,6 +154,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         "dataset": args.dataset,
         "objectives": list(OBJECTIVES[args.objectives]),
         "budget": str(budget),
+        "batch_size": DEFAULT_RECIPE.batch_size_for(budget, len(data.train_x)),
         "device": device,
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
@@ -263,6 +264,15 @@ def _open_study(storage, name, settings, space, args):
                 f"continuing with {settings['budget']}",
                 file=sys.stderr,
             )
+        # Studies from before the batch was stored trained every budget at 128.
+        if study.user_attrs.get("batch_size", 128) != settings["batch_size"]:
+            print(
+                f"note: study {name!r} trained its trials at batch "
+                f"{study.user_attrs.get('batch_size', 128)}, continuing at "
+                f"{settings['batch_size']}: accuracies before and after are not comparable; "
+                "start a new --study to keep one recipe",
+                file=sys.stderr,
+            )
     return study
 
 
@@ -303,7 +313,8 @@ def _search(study, storage, args, argv, settings, data, budget, device, heartbea
     progress = Progress(study, args.trials)
     print(
         f"study {study.study_name!r} in {redact(args.storage)}: space {settings['space']}, "
-        f"dataset {settings['dataset']}, budget {budget} per trial on {device}, "
+        f"dataset {settings['dataset']}, budget {budget} (batch {settings['batch_size']}) "
+        f"per trial on {device}, "
         f"sampler {args.sampler}, {args.workers} worker(s); "
         f"{progress.done()}/{args.trials} trials already done",
         file=sys.stderr,

@@ -30,9 +30,14 @@ class Recipe:
     Fashion-MNIST (see bench/accuracy.py for the figures it earns).
     """
 
-    # Small enough for ~100 steps even in a 3 x 10,000 CPU budget; large enough that the
-    # per-step Python overhead of a 28 x 28 network stays small next to its arithmetic.
+    # Large enough that the per-step Python overhead of a 28 x 28 network stays small next to
+    # its arithmetic...
     batch_size: int = 128
+    # ...but a budget that would get fewer steps than this at `batch_size` trains at half the
+    # batch: in the 3 x 10,000 CPU budget, 468 steps instead of 234 rank architectures more
+    # like a 10x longer training does (Kendall tau 0.712 against 0.684) for 1.15x the time
+    # (bench/results/fidelity_budgets.md). Long budgets keep the larger, faster batch.
+    min_steps: int = 500
     # SGD with Nesterov momentum: no extra state per weight, robust across architectures, and
     # the choice of the short-schedule CIFAR speed runs (airbench) this recipe imitates.
     peak_lr: float = 0.1
@@ -54,6 +59,14 @@ class Recipe:
     # bf16 autocast on a CPU: faster only where the CPU computes bf16 natively (AVX512-BF16,
     # AMX), and then a study's results would depend on which CPU ran each trial; off.
     cpu_bf16: bool = False
+
+    def batch_size_for(self, budget: Budget, split_size: int) -> int:
+        """The batch a run of `budget` trains at, on a training split of `split_size` images."""
+        epoch_size = min(budget.train_size or split_size, split_size)
+        batch = min(self.batch_size, epoch_size)
+        if budget.epochs * (epoch_size // batch) < self.min_steps:
+            batch = max(1, min(self.batch_size // 2, epoch_size))
+        return batch
 
 
 DEFAULT_RECIPE = Recipe()
@@ -99,11 +112,13 @@ def auto_budget(device: str, dataset: str) -> Budget:
     20 seconds, so that a 200-trial search takes about an hour on a laptop. On two AMD EPYC
     cores our trainer runs the landmarks at 1,200-4,800 training images/s and evaluates about
     three times faster, so 3 epochs of 10,000 images plus three passes over the 10,000
-    validation images take 8-31 s (median landmark 16 s; bench/results/accuracy_cpu.md), and
-    already reach 85.5-89% validation accuracy. CIFAR-10 images (3 x 32 x 32) cost about 1.3x
-    more, hence fewer. On a GPU the same models train at tens of thousands of images/s, so the
-    whole training split fits: 6 epochs (Fashion-MNIST) or 8 (CIFAR-10, which learns slower
-    and is augmented) take seconds. The digits set is tiny on any device.
+    validation images take 8-31 s at batch 128 (median landmark 16 s; bench/results/
+    accuracy_cpu.md), and already reach 85.5-89% validation accuracy; the batch 64 that
+    `Recipe.min_steps` picks for this budget costs 1.15x that and ranks architectures better.
+    CIFAR-10 images (3 x 32 x 32) cost about 1.3x more, hence fewer. On a GPU the same models
+    train at tens of thousands of images/s, so the whole training split fits: 6 epochs
+    (Fashion-MNIST) or 8 (CIFAR-10, which learns slower and is augmented) take seconds.
+    The digits set is tiny on any device.
     """
     if dataset == "digits":
         return Budget(15, None)
@@ -131,6 +146,7 @@ class TrainResult:
     failure: str | None = None
     device: str = "cpu"
     budget: str = ""
+    batch_size: int = 0
 
     @property
     def val_acc(self) -> float:
@@ -215,7 +231,7 @@ def train(
     augment = data.name in AUGMENTED_DATASETS
 
     epoch_size = min(budget.train_size or len(train_x), len(train_x))
-    batch_size = min(recipe.batch_size, epoch_size)
+    batch_size = recipe.batch_size_for(budget, len(train_x))
     steps_per_epoch = epoch_size // batch_size  # a ragged last batch would be a noisy step
     total_steps = budget.epochs * steps_per_epoch
     warmup_steps = max(1, round(recipe.warmup_fraction * total_steps))
@@ -230,7 +246,7 @@ def train(
         momentum=recipe.momentum,
         nesterov=recipe.nesterov,
     )
-    result = TrainResult(device=device, budget=str(budget))
+    result = TrainResult(device=device, budget=str(budget), batch_size=batch_size)
 
     global_step = 0
     for epoch in range(1, budget.epochs + 1):

@@ -64,6 +64,16 @@ def test_rerun_continues_without_redoing_work(finished_study):
     assert result.returncode == 0 and len(load(storage).trials) == 11
 
 
+def test_continuing_at_another_batch_says_so(finished_study):
+    storage, _ = finished_study
+    study = load(storage)
+    assert study.user_attrs["batch_size"] == 64  # 4 x 600 digits is a short budget
+    study.set_user_attr("batch_size", 128)  # as the recipe trained before short budgets got 64
+    result = run_search(storage, "--trials", "11", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "trained its trials at batch 128, continuing at 64" in result.stderr
+
+
 def test_constraint_is_checked_before_training(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     result = run_search(storage, "--trials", "2", "--max-mmacs", "0.2", "--no-prune")

@@ -60,7 +60,9 @@ def test_digits_training_beats_chance_by_far(digits):
     assert len(result.val_acc_curve) == len(result.train_loss_curve) == epochs
     assert len(result.epoch_seconds) == epochs
     assert result.train_loss_curve[-1] < result.train_loss_curve[0]
-    assert result.images_seen == epochs * (1150 // DEFAULT_RECIPE.batch_size) * 128
+    # 15 x 9 steps at batch 128 is under min_steps: the run takes half the batch.
+    assert result.batch_size == 64
+    assert result.images_seen == epochs * (1150 // 64) * 64
     assert result.train_seconds > 0 and result.eval_seconds > 0
     assert (result.device, result.budget) == ("cpu", "15xfull")
 
@@ -80,7 +82,7 @@ def test_nan_output_is_a_failure_not_an_exception(digits):
     result = train(NotANumber(), digits, Budget(2, None))
     assert result.failure == "diverged: non-finite loss at epoch 1 step 1"
     assert result.val_acc_curve == [] and result.val_acc == 0.0
-    assert result.images_seen == DEFAULT_RECIPE.batch_size
+    assert result.images_seen == result.batch_size
 
 
 def test_huge_learning_rate_diverges_cleanly(digits):
@@ -110,7 +112,7 @@ def test_stopping_at_the_last_epoch_is_not_early(digits):
 def test_train_final_reports_test_accuracy(digits):
     test_acc, result = train_final(tiny_cnn(), digits, 2, device="cpu", seed=0)
     assert test_acc == result.val_acc and 0.0 <= test_acc <= 1.0
-    assert result.images_seen == 2 * ((1150 + 288) // 128) * 128  # train + validation
+    assert result.images_seen == 2 * ((1150 + 288) // 64) * 64  # train + validation
 
 
 def test_evaluate_counts_correct_predictions(digits):
@@ -144,6 +146,15 @@ def test_budget_text_round_trips(text, budget):
 def test_budget_rejects_bad_text(text):
     with pytest.raises(ValueError):
         Budget.parse(text)
+
+
+def test_short_budgets_take_half_the_batch():
+    # 3 x 10,000 at 128 is 234 steps (under min_steps 500): 64. 30 x 10,000 is 2,340 steps: 128.
+    assert DEFAULT_RECIPE.batch_size_for(Budget(3, 10_000), 50_000) == 64
+    assert DEFAULT_RECIPE.batch_size_for(Budget(30, 10_000), 50_000) == 128
+    assert DEFAULT_RECIPE.batch_size_for(Budget(6, None), 50_000) == 128
+    assert DEFAULT_RECIPE.batch_size_for(Budget(2, 40), 50_000) == 40  # never above the epoch
+    assert replace(DEFAULT_RECIPE, min_steps=0).batch_size_for(Budget(3, 10_000), 50_000) == 128
 
 
 def test_auto_budget_fits_the_cpu():
