@@ -4,7 +4,11 @@ Trains the same seeded architectures as `python -m nas.fidelity` at each candida
 budget and ranks them against the long runs that command already stored (it must have run
 first). Runs go to the same JSON-lines log, so an interrupted benchmark resumes.
 
-    python bench/fidelity_budgets.py --budgets 5x10000 [--long-budget 30x10000]
+    python bench/fidelity_budgets.py --budgets 3x10000,5x10000,3x10000@batch_size=64
+
+A candidate is a budget, optionally followed by recipe fields changed from the default
+(`@field=value,...`, fields of nas.train.Recipe). The first candidate is the reference the
+others are compared with, pair by pair over the same bootstrap draws of architectures.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,18 +24,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._machine import machine, write_results  # noqa: E402
 from nas._runlog import append_run  # noqa: E402
 from nas.fidelity import (  # noqa: E402
+    bootstrap_interval,
     correlations,
+    kendall_tau,
     load_runs,
     paired_rows,
+    run_label,
     sample_archs,
     train_once,
 )
-from nas.train import Budget  # noqa: E402
+from nas.train import DEFAULT_RECIPE, Budget  # noqa: E402
+
+
+def parse_candidate(text: str) -> tuple[Budget, dict]:
+    """ "3x10000@batch_size=64,peak_lr=0.05" -> (Budget(3, 10000), {"batch_size": 64, ...})."""
+    budget_text, _, changes_text = text.partition("@")
+    changes = {}
+    for item in filter(None, changes_text.split(",")):
+        name, _, value = item.partition("=")
+        if not hasattr(DEFAULT_RECIPE, name):
+            raise SystemExit(f"error: {name!r} is not a field of nas.train.Recipe")
+        kind = type(getattr(DEFAULT_RECIPE, name))
+        # bool("False") is True: spell booleans out.
+        changes[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+    if "batch_size" in changes:
+        changes.setdefault("min_steps", 0)  # a batch asked for is the batch trained at
+    return Budget.parse(budget_text), changes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", default="5x10000", help="comma-separated proxy budgets")
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        default=["3x10000", "5x10000"],
+        help="candidates: BUDGET or BUDGET@field=value,... (the first is the reference)",
+    )
     parser.add_argument("--long-budget", default="30x10000")
     parser.add_argument("--space", default="inception_to_xception")
     parser.add_argument("--dataset", default="fashion_mnist")
@@ -42,10 +71,13 @@ def main() -> None:
 
     from nas.data import load_dataset
 
-    budgets = [Budget.parse(text) for text in args.budgets.split(",")]
+    candidates = [parse_candidate(text) for text in args.budgets]
     long = str(Budget.parse(args.long_budget))
     log = Path(args.results)
-    runs = load_runs(log)
+    data = load_dataset(args.dataset)
+    split_size = len(data.train_x)
+    labels = [candidate_label(budget, changes, split_size) for budget, changes in candidates]
+    runs = load_runs(log, split_size)
     archs = sample_archs(args.space, args.archs, args.seed)
     missing = [label for label, arch in archs if (arch, long) not in runs]
     if missing:
@@ -55,14 +87,13 @@ def main() -> None:
             "the ranking needs them (python -m nas.fidelity)",
             file=sys.stderr,
         )
-    data = load_dataset(args.dataset)
-    for budget in budgets:
-        todo = [arch for _, arch in archs if (arch, str(budget)) not in runs]
+    for label, (budget, changes) in zip(labels, candidates):
+        todo = [arch for _, arch in archs if (arch, label) not in runs]
         for index, arch in enumerate(todo, 1):
-            run = train_once(arch, data, budget, "cpu", args.seed)
+            run = train_once(arch, data, budget, "cpu", args.seed, changes)
             append_run(log, run)
-            print(f"[{budget} {index}/{len(todo)}] acc {run['val_acc']:.4f}", file=sys.stderr)
-    runs = load_runs(log)  # again: long runs may have landed meanwhile
+            print(f"[{label} {index}/{len(todo)}] acc {run['val_acc']:.4f}", file=sys.stderr)
+    runs = load_runs(log, split_size)  # again: long runs may have landed meanwhile
     missing = [label for label, arch in archs if (arch, long) not in runs]
     if missing:
         print(
@@ -72,12 +103,24 @@ def main() -> None:
         )
         sys.exit(2)
     table = {}
-    for budget in budgets:
-        rows = paired_rows(archs, runs, str(budget), long)
-        table[str(budget)] = {
+    reference_rows = paired_rows(archs, runs, labels[0], long)
+    for label, (budget, _) in zip(labels, candidates):
+        rows = paired_rows(archs, runs, label, long)
+        table[label] = {
             **correlations(rows),
+            "batch_size": runs[(archs[0][1], label)]["batch_size"],
             "training_images": budget.epochs * (budget.train_size or len(data.train_x)),
             "seconds_median": statistics.median(row["short_seconds"] for row in rows),
+            # Per architecture, so that a slow or fast architecture counts the same for both.
+            "seconds_ratio_median": statistics.median(
+                row["short_seconds"] / first["short_seconds"]
+                for row, first in zip(rows, reference_rows)
+            ),
+            # The same bootstrap draws for both: is the gain more than the sample's luck?
+            "tau_gain_over_first_95": bootstrap_interval(
+                lambda picked, rows=rows: tau_of(rows, picked) - tau_of(reference_rows, picked),
+                len(rows),
+            ),
         }
     result = {
         "command": " ".join(["python bench/fidelity_budgets.py", *sys.argv[1:]]),
@@ -85,22 +128,48 @@ def main() -> None:
         "long_budget": long,
         "budgets": table,
     }
+    first = next(iter(table))
     lines = [
         f"# Proxy budgets against {long} on {args.dataset}",
         "",
         f"`{result['command']}`, {result['machine']['date']}, {result['machine']['cpu']} "
         f"({result['machine']['cores']} cores). {len(archs)} architectures (the landmarks and "
-        "the seeded sample of `python -m nas.fidelity`).",
+        f"the seeded sample of `python -m nas.fidelity`), seed {args.seed}. Intervals: 95% "
+        "bootstrap over the architectures (1,000 draws); the gain is paired, on the same draws.",
         "",
-        "| proxy budget | training images | median s per run | Kendall tau | Spearman rho |",
-        "|---|---|---|---|---|",
+        f"| proxy | training images | median s per run | time vs {first} | Kendall tau (95%) "
+        f"| Spearman rho | tau gain over {first} (95%) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for budget, row in table.items():
+    for label, row in table.items():
+        low, high = row["proxy_kendall_tau_95"]
+        gain_low, gain_high = row["tau_gain_over_first_95"]
+        gain = row["proxy_kendall_tau"] - table[first]["proxy_kendall_tau"]
+        # A label without "@" is the default recipe: say which batch that picked.
+        shown = label if "@" in label else f"{label} (default, batch {row['batch_size']})"
         lines.append(
-            f"| {budget} | {row['training_images']:,} | {row['seconds_median']:.1f} "
-            f"| {row['proxy_kendall_tau']:.3f} | {row['proxy_spearman_rho']:.3f} |"
+            f"| {shown} | {row['training_images']:,} | {row['seconds_median']:.1f} "
+            f"| {row['seconds_ratio_median']:.2f}x "
+            f"| {row['proxy_kendall_tau']:.3f} ({low:.2f} to {high:.2f}) "
+            f"| {row['proxy_spearman_rho']:.3f} "
+            f"| {gain:+.3f} ({gain_low:+.2f} to {gain_high:+.2f}) |"
         )
     write_results(args.name, result, lines)
+
+
+def candidate_label(budget: Budget, changes: dict, split_size: int) -> str:
+    """The label its runs will be logged under (see nas.fidelity.run_label)."""
+    batch_size = replace(DEFAULT_RECIPE, **changes).batch_size_for(budget, split_size)
+    run = {"budget": str(budget), "recipe_changes": changes, "batch_size": batch_size}
+    return run_label(run, split_size)
+
+
+def tau_of(rows: list[dict], picked: list[int]) -> float:
+    """Kendall tau between proxy and long accuracy over the picked rows (a failed run scores 0:
+    a proxy that breaks an architecture the long run trains has ranked it wrong)."""
+    return kendall_tau(
+        [rows[i]["short_acc"] or 0.0 for i in picked], [rows[i]["long_acc"] or 0.0 for i in picked]
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,16 @@ import pytest
 from scipy import stats
 
 from nas._runlog import append_run, read_runs
-from nas.fidelity import average_ranks, kendall_tau, main, sample_archs, spearman_rho
+from nas.fidelity import (
+    average_ranks,
+    bootstrap_interval,
+    kendall_tau,
+    load_runs,
+    main,
+    run_label,
+    sample_archs,
+    spearman_rho,
+)
 
 
 def test_rank_correlations_match_scipy():
@@ -88,3 +97,35 @@ def test_long_budget_must_be_ten_times_longer(tmp_path, capsys):
         ]
     )
     assert code == 2 and "10x" in capsys.readouterr().err
+
+
+def test_runs_under_a_changed_recipe_are_kept_apart(tmp_path):
+    log = tmp_path / "runs.jsonl"
+    append_run(log, {"arch": "a", "budget": "3x10000", "batch_size": 64, "val_acc": 0.9})
+    append_run(log, {"arch": "a", "budget": "3x10000", "val_acc": 0.8})  # logged before: 128
+    append_run(
+        log,
+        {"arch": "a", "budget": "30x10000", "batch_size": 128, "val_acc": 0.93},
+    )
+    tuned = {"budget": "3x10000", "batch_size": 64, "recipe_changes": {"peak_lr": 0.05}}
+    append_run(log, {"arch": "a", **tuned, "val_acc": 0.7})
+    runs = load_runs(log, 50_000)
+    # The batch the default recipe picks for a budget is no change; anything else is.
+    assert runs[("a", "3x10000")]["val_acc"] == 0.9
+    assert runs[("a", "3x10000@batch_size=128")]["val_acc"] == 0.8
+    assert runs[("a", "30x10000")]["val_acc"] == 0.93
+    assert runs[("a", "3x10000@peak_lr=0.05")]["val_acc"] == 0.7
+    assert run_label({**tuned, "batch_size": 32}, 50_000) == "3x10000@batch_size=32,peak_lr=0.05"
+
+
+def test_bootstrap_interval_brackets_the_figure_and_narrows_with_agreement():
+    rng = random.Random(1)
+    xs = [rng.random() for _ in range(40)]
+    noisy = [x + rng.gauss(0, 0.3) for x in xs]
+
+    def tau_on(ys):
+        return lambda picked: kendall_tau([xs[i] for i in picked], [ys[i] for i in picked])
+
+    low, high = bootstrap_interval(tau_on(noisy), len(xs))
+    assert low < kendall_tau(xs, noisy) < high < 1.0
+    assert bootstrap_interval(tau_on(xs), len(xs)) == (1.0, 1.0)
