@@ -44,7 +44,9 @@ def main() -> None:
         command = [sys.executable, "-m", "nas.search", "--space", SPACE]
         command += ["--trials", str(args.trials), "--storage", storage, "--device", args.device]
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, preexec_fn=_hear_ctrl_c
+        )
         stopped = False
         try:
             process.wait(timeout=args.minutes * 60)
@@ -60,6 +62,12 @@ def main() -> None:
         result = summarize(study, wall, args, stopped)
     result["search_output_tail"] = out.strip().splitlines()[-30:]
     write_results(args.name, result, markdown(result))
+
+
+def _hear_ctrl_c() -> None:
+    # A benchmark started in the background (nohup, `&` in a script) inherits an ignored SIGINT,
+    # and Python then never raises KeyboardInterrupt: the search would run past --minutes.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
