@@ -26,9 +26,9 @@ from nas._runlog import append_run  # noqa: E402
 from nas.fidelity import (  # noqa: E402
     bootstrap_interval,
     correlations,
-    kendall_tau,
     load_runs,
     paired_rows,
+    proxy_tau,
     run_label,
     sample_archs,
     train_once,
@@ -118,7 +118,9 @@ def main() -> None:
             ),
             # The same bootstrap draws for both: is the gain more than the sample's luck?
             "tau_gain_over_first_95": bootstrap_interval(
-                lambda picked, rows=rows: tau_of(rows, picked) - tau_of(reference_rows, picked),
+                lambda picked, rows=rows: (
+                    proxy_tau(rows, picked) - proxy_tau(reference_rows, picked)
+                ),
                 len(rows),
             ),
         }
@@ -162,14 +164,6 @@ def candidate_label(budget: Budget, changes: dict, split_size: int) -> str:
     batch_size = replace(DEFAULT_RECIPE, **changes).batch_size_for(budget, split_size)
     run = {"budget": str(budget), "recipe_changes": changes, "batch_size": batch_size}
     return run_label(run, split_size)
-
-
-def tau_of(rows: list[dict], picked: list[int]) -> float:
-    """Kendall tau between proxy and long accuracy over the picked rows (a failed run scores 0:
-    a proxy that breaks an architecture the long run trains has ranked it wrong)."""
-    return kendall_tau(
-        [rows[i]["short_acc"] or 0.0 for i in picked], [rows[i]["long_acc"] or 0.0 for i in picked]
-    )
 
 
 if __name__ == "__main__":

@@ -94,15 +94,14 @@ def run_label(run: dict, split_size: int) -> str:
     The batch counts as changed only where it differs from the one the default recipe picks
     for that budget, so a default run's label is its budget alone.
     """
-    from nas.train import DEFAULT_RECIPE, Budget
+    from nas.train import BATCH_SIZE_BEFORE_MIN_STEPS, DEFAULT_RECIPE, Budget
 
     changes = {
         name: value
         for name, value in (run.get("recipe_changes") or {}).items()
         if name not in ("batch_size", "min_steps")
     }
-    # Runs logged before the batch size was recorded all trained at 128.
-    batch_size = run.get("batch_size", 128)
+    batch_size = run.get("batch_size", BATCH_SIZE_BEFORE_MIN_STEPS)
     if batch_size != DEFAULT_RECIPE.batch_size_for(Budget.parse(run["budget"]), split_size):
         changes["batch_size"] = batch_size
     text = ",".join(f"{name}={value}" for name, value in sorted(changes.items()))
@@ -168,10 +167,7 @@ def correlations(rows: list[dict]) -> dict:
     long = [r["long_acc"] for r in usable]
     # More MACs is taken to mean more accurate: the baseline a proxy must beat.
     macs = [float(r["macs"]) for r in usable]
-    low, high = bootstrap_interval(
-        lambda picked: kendall_tau([short[i] for i in picked], [long[i] for i in picked]),
-        len(usable),
-    )
+    low, high = bootstrap_interval(lambda picked: proxy_tau(usable, picked), len(usable))
     return {
         "architectures": len(usable),
         "proxy_kendall_tau": round(kendall_tau(short, long), 4),
@@ -180,6 +176,13 @@ def correlations(rows: list[dict]) -> dict:
         "macs_kendall_tau": round(kendall_tau(macs, long), 4),
         "macs_spearman_rho": round(spearman_rho(macs, long), 4),
     }
+
+
+def proxy_tau(rows: list[dict], picked: list[int]) -> float:
+    """Kendall tau between proxy and long accuracy over the picked rows (repeats allowed, as a
+    bootstrap draws them); a row where either run failed has no rank and is left out."""
+    pairs = [rows[i] for i in picked if None not in (rows[i]["short_acc"], rows[i]["long_acc"])]
+    return kendall_tau([r["short_acc"] for r in pairs], [r["long_acc"] for r in pairs])
 
 
 def bootstrap_interval(

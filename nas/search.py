@@ -237,6 +237,7 @@ def _dry_run(space, dataset: str, budget, device: str) -> str:
 def _open_study(storage, name, settings, space, args):
     import nas
     from nas._study import check_compatible, open_or_create_study
+    from nas.train import BATCH_SIZE_BEFORE_MIN_STEPS
     from search_spaces import LANDMARKS
 
     directions = ["maximize"] + ["minimize"] * (len(settings["objectives"]) - 1)
@@ -264,11 +265,10 @@ def _open_study(storage, name, settings, space, args):
                 f"continuing with {settings['budget']}",
                 file=sys.stderr,
             )
-        # Studies from before the batch was stored trained every budget at 128.
-        if study.user_attrs.get("batch_size", 128) != settings["batch_size"]:
+        stored_batch = study.user_attrs.get("batch_size", BATCH_SIZE_BEFORE_MIN_STEPS)
+        if stored_batch != settings["batch_size"]:
             print(
-                f"note: study {name!r} trained its trials at batch "
-                f"{study.user_attrs.get('batch_size', 128)}, continuing at "
+                f"note: study {name!r} trained its trials at batch {stored_batch}, continuing at "
                 f"{settings['batch_size']}: accuracies before and after are not comparable; "
                 "start a new --study to keep one recipe",
                 file=sys.stderr,

@@ -70,6 +70,9 @@ class Recipe:
 
 
 DEFAULT_RECIPE = Recipe()
+# The batch of every budget before `min_steps`: what a run or study that did not record its
+# batch trained at.
+BATCH_SIZE_BEFORE_MIN_STEPS = 128
 
 # Random crop and flip only where the proxy runs are long enough to overfit without them.
 AUGMENTED_DATASETS = ("cifar10",)
