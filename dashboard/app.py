@@ -14,8 +14,8 @@ from dashboard.callbacks import register_callbacks
 from dashboard.data import FrameCache
 from dashboard.layout import shell
 from dashboard.storage import StorageReader
+from nas.storage import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
 ASSETS = Path(__file__).with_name("assets")
 
 

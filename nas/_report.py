@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from nas._study import counts_toward_target, redact
 from nas.pareto import hypervolume, pareto_indices
+from nas.storage import DEFAULT_STORAGE
 
 
 def completed_points(trials) -> list[optuna.trial.FrozenTrial]:
@@ -96,7 +97,7 @@ def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
     counts = ", ".join(f"{count} {name}" for name, count in by_state.items() if count)
     train_s = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
     # The password stays out of logs: the hint shows *** where it goes.
-    default = storage_url == "sqlite:///studies.db"
+    default = storage_url == DEFAULT_STORAGE
     storage_arg = "" if default else f" --storage '{redact(storage_url)}'"
     return "\n".join(
         [

@@ -39,8 +39,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
 from nas._cli import fail
+from nas.storage import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
 PICKS = ("best", "knee", "smallest")
 EXIT_TRAINING_FAILED = 1
 

@@ -13,13 +13,14 @@ import sys
 import time
 import warnings
 
+from nas.storage import DEFAULT_STORAGE
+
 EXIT_INTERRUPTED = 130
 SAMPLERS = ("nsga2", "tpe", "random")
 OBJECTIVES = {
     "acc,macs": ("val_acc", "macs"),
     "acc,macs,latency": ("val_acc", "macs", "latency_ms"),
 }
-DEFAULT_STORAGE = "sqlite:///studies.db"
 
 
 def build_parser() -> argparse.ArgumentParser:
