@@ -131,7 +131,7 @@ def fronts_data(frame: pd.DataFrame, cost: str = "macs") -> FrontsData:
     complete = frame[(frame["state"] == "COMPLETE") & frame["val_acc"].notna() & has_cost]
     pruned = frame[(frame["state"] == "PRUNED") & frame["last_acc"].notna() & has_cost]
     no_accuracy = frame["state"].isin(["FAIL", "PRUNED"]) & frame["last_acc"].isna()
-    # The rug has no accuracy axis: hovers say so rather than show a stale value.
+    # A trial on the rug has no accuracy, whatever else its row holds.
     rug = frame[no_accuracy & has_cost].assign(val_acc=np.nan)
     studies = tuple(
         StudyFront(
