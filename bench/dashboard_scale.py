@@ -33,16 +33,9 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 import plotly.io  # noqa: E402
 
-from dashboard.data import (  # noqa: E402
-    FrameCache,
-    hypervolume_series,
-    param_importances,
-    spectrum_frame,
-    state_counts,
-    time_spent,
-    trials_frame,
-)
+from dashboard.data import FrameCache, param_importances, trials_frame  # noqa: E402
 from dashboard.figures import fronts_figure, spectrum_figure  # noqa: E402
+from dashboard.plot_data import fronts_data, progress_data, spectrum_data  # noqa: E402
 from dashboard.search_figures import progress_figure  # noqa: E402
 from dashboard.storage import StorageReader, StudyInfo  # noqa: E402
 from tests.dashboard_fixtures import (  # noqa: E402
@@ -87,15 +80,19 @@ def in_memory(trials: list, repeats: int) -> dict:
         study_attrs(latency=True),
     )  # fmt: skip
     data_s, frame = median_seconds(lambda: trials_frame(info, trials), repeats)
-    figure_s, figure = median_seconds(lambda: fronts_figure(frame, "macs"), repeats)
-    both_s, _ = median_seconds(lambda: fronts_figure(trials_frame(info, trials), "macs"), repeats)
+    figure_s, figure = median_seconds(lambda: fronts_figure(fronts_data(frame, "macs")), repeats)
+
+    def main_figure():
+        return fronts_figure(fronts_data(trials_frame(info, trials), "macs"))
+
+    both_s, _ = median_seconds(main_figure, repeats)
     json_s, payload = median_seconds(lambda: plotly.io.to_json(figure, validate=False), repeats)
 
     def spectrum():
-        return spectrum_figure(*spectrum_frame(frame, "decoupling"), "decoupling")
+        return spectrum_figure(spectrum_data(frame, "decoupling"))
 
     def progress():
-        return progress_figure(hypervolume_series(frame), state_counts(frame), time_spent(frame))
+        return progress_figure(progress_data(frame))
 
     spectrum_s, _ = median_seconds(spectrum, repeats)
     progress_s, _ = median_seconds(progress, repeats)

@@ -10,21 +10,19 @@ import datetime as dt
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
-import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import layout
-from dashboard.data import (
-    FrameCache,
-    Importances,
-    hypervolume_series,
-    param_importances,
-    spectrum_frame,
-    state_counts,
-    time_spent,
-)
+from dashboard.data import FrameCache, Importances, param_importances
 from dashboard.figures import fronts_figure, spectrum_figure
+from dashboard.plot_data import (
+    PROGRESS_TABLE_HEADER,
+    fronts_data,
+    importance_data,
+    progress_data,
+    spectrum_data,
+)
 from dashboard.search_figures import importance_figure, progress_figure
 from dashboard.storage import OK
 from dashboard.trial_data import arch_diagram, cost_table, trial_details
@@ -125,28 +123,46 @@ def trial_view(cache: FrameCache, study: str, number: int, can_export: bool):
 
 
 def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
-    return fronts_figure(cache.frame(selection or []), cost or "macs")
+    return fronts_figure(fronts_data(cache.frame(selection or []), cost or "macs"))
 
 
 def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):
-    done, order = spectrum_frame(cache.frame(selection or []), by or "decoupling")
-    return spectrum_figure(done, order, by or "decoupling")
+    return spectrum_figure(spectrum_data(cache.frame(selection or []), by or "decoupling"))
 
 
 def progress_view(cache: FrameCache, selection: list[str] | None):
-    frame = cache.frame(selection or [])
-    figure = progress_figure(hypervolume_series(frame), state_counts(frame), time_spent(frame))
-    rows = []
-    for study, trials in frame.groupby("study", sort=False):
-        start, end = trials["datetime_start"].min(), trials["datetime_complete"].max()
-        wall = (end - start).total_seconds() / 3600 if pd.notna(start) and pd.notna(end) else 0.0
-        best = trials["val_acc"].max()
-        rows.append(
-            [study, len(trials), f"{wall:.2f} h", f"{trials['duration_s'].sum() / 3600:.2f} h",
-             "n/a" if pd.isna(best) else f"{best:.4f}"]
-        )  # fmt: skip
-    header = ["study", "trials", "wall clock", "trial hours", "best val acc"]
-    return figure, layout.table(header, rows)
+    data = progress_data(cache.frame(selection or []))
+    table = layout.table(list(PROGRESS_TABLE_HEADER), [list(row) for row in data.table])
+    return progress_figure(data), table
+
+
+# A graph page: its graph, the control that picks what it shows, and the view that draws it.
+FIGURE_VIEWS = (
+    ("fronts-graph", "cost-axis", fronts_view),
+    ("spectrum-graph", "spectrum-by", spectrum_view),
+)
+
+
+def _register_figure(app: Dash, cache: FrameCache, graph: str, control: str, view: Callable):
+    """Redraw `graph` when its studies change or are picked or `control` moves; a click on a
+    point opens that trial's page."""
+
+    @app.callback(
+        Output(graph, "figure"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+        Input(control, "value"),
+    )
+    def redraw(_versions, selection, choice):
+        return view(cache, selection, choice)
+
+    @app.callback(
+        Output("url", "href", allow_duplicate=True),
+        Input(graph, "clickData"),
+        prevent_initial_call=True,
+    )
+    def open_trial(click_data):
+        return trial_href(click_data) or no_update
 
 
 def importance_view(cache: FrameCache, selection: list[str] | None, memo: dict) -> list:
@@ -162,7 +178,8 @@ def importance_view(cache: FrameCache, selection: list[str] | None, memo: dict) 
         if result.message:
             children.append(html.P(result.message, className="hint"))
         if result.by_objective:
-            children.append(dcc.Graph(figure=importance_figure(result.by_objective)))
+            figure = importance_figure(importance_data(result.by_objective))
+            children.append(dcc.Graph(figure=figure))
     return children or [html.P("Pick a study above.", className="hint")]
 
 
@@ -219,33 +236,8 @@ def register_callbacks(app: Dash, cache: FrameCache, exporter: Callable | None) 
     def route(pathname, search, status):
         return route_view(cache, pathname or "/", search, status, exporter is not None)
 
-    for graph in ("fronts-graph", "spectrum-graph"):
-
-        @app.callback(
-            Output("url", "href", allow_duplicate=True),
-            Input(graph, "clickData"),
-            prevent_initial_call=True,
-        )
-        def open_trial(click_data):
-            return trial_href(click_data) or no_update
-
-    @app.callback(
-        Output("fronts-graph", "figure"),
-        Input("versions", "data"),
-        Input("studies", "value"),
-        Input("cost-axis", "value"),
-    )
-    def fronts(_versions, selection, cost):
-        return fronts_view(cache, selection, cost)
-
-    @app.callback(
-        Output("spectrum-graph", "figure"),
-        Input("versions", "data"),
-        Input("studies", "value"),
-        Input("spectrum-by", "value"),
-    )
-    def spectrum(_versions, selection, by):
-        return spectrum_view(cache, selection, by)
+    for graph, control, view in FIGURE_VIEWS:
+        _register_figure(app, cache, graph, control, view)
 
     @app.callback(
         Output("progress-graph", "figure"),

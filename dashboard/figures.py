@@ -1,4 +1,7 @@
-"""Pure figure builders: plain data from `dashboard.data` in, plotly figures out.
+"""Pure figure builders: the named tuples of `dashboard.plot_data` in, plotly figures out.
+
+They draw what they are given and choose nothing: which trials, series, fronts and landmarks
+appear is decided by the data step.
 
 One colour scale (DECOUPLING_SCALE) means the same thing everywhere: the decoupling degree, from
 normal convolution (0) to depthwise separable (1). Studies are told apart by marker symbol and
@@ -8,13 +11,11 @@ line colour, never by that scale.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from dashboard.data import front_line, state_summary
-from dashboard.trial_data import si
+from dashboard.plot_data import SPECTRUM_MEASURES, FrontsData, Points, SpectrumData
 
 DECOUPLING_SCALE = "Viridis"
 STUDY_COLORS = ("#222222", "#D62728", "#1F77B4", "#FF7F0E", "#9467BD", "#8C564B")
@@ -50,71 +51,43 @@ def _coloraxis() -> dict:
     )
 
 
-def hover_texts(rows: pd.DataFrame) -> list[str]:
-    """Trial number, study, arch (one stage a line), accuracy and every cost with its unit."""
-    texts = []
-    for row in rows.itertuples(index=False):
-        accuracy = row.val_acc if np.isfinite(row.val_acc) else row.last_acc
-        label = "val acc" if np.isfinite(row.val_acc) else "val acc when stopped"
-        name = f" ({row.landmark})" if row.landmark else ""
-        texts.append(
-            f"<b>trial {row.number}</b>{name} · {row.study} · {row.state.lower()}<br>"
-            f"{row.arch.replace('-', '<br>  ')}<br>"
-            f"{label} {accuracy:.4f}<br>"
-            f"MACs {si(row.macs)} · params {si(row.params)} · "
-            f"latency {'n/a' if not np.isfinite(row.latency_ms) else f'{row.latency_ms:.3f} ms'}"
-            f"<br>decoupling {row.decoupling:.2f}"
-        )
-    return texts
-
-
-def _click_data(rows: pd.DataFrame) -> np.ndarray | None:
-    """[study, number] per point: what a click needs to open the trial's page."""
-    return np.stack([rows["study"], rows["number"]], axis=1) if len(rows) else None
-
-
-def _points(
-    rows: pd.DataFrame, cost: str, y: str, mode: str = "markers", **style
+def _markers(
+    points: Points, mode: str = "markers", y: np.ndarray | None = None, **style
 ) -> go.Scatter | go.Scattergl:
-    trace = go.Scattergl if len(rows) >= WEBGL_FROM else go.Scatter
+    trace = go.Scattergl if len(points.x) >= WEBGL_FROM else go.Scatter
     return trace(
-        x=rows[cost].to_numpy(),
-        y=rows[y].to_numpy(),
+        x=points.x,
+        y=points.y if y is None else y,
         mode=mode,
-        customdata=_click_data(rows),
-        hovertext=hover_texts(rows),
+        customdata=points.click,
+        hovertext=list(points.hover),
         hovertemplate="%{hovertext}<extra></extra>",
         **style,
     )
 
 
-def fronts_figure(frame: pd.DataFrame, cost: str = "macs") -> go.Figure:
-    """Validation accuracy against `cost` (log x), every study's Pareto front as a step line.
+def fronts_figure(data: FrontsData) -> go.Figure:
+    """Validation accuracy against the cost (log x), every study's Pareto front as a step line.
 
     Complete trials are coloured by decoupling degree; pruned ones are open grey circles at
     the accuracy they had when stopped; failed and constraint-skipped trials have no accuracy
     and sit on a rug under the plot. Landmarks are stars labelled by name.
+
+    Args:
+        data: what to draw, from `dashboard.plot_data.fronts_data`.
     """
     figure = go.Figure()
-    has_cost = frame[cost].notna()
-    complete = frame[(frame["state"] == "COMPLETE") & frame["val_acc"].notna() & has_cost]
-    pruned = frame[(frame["state"] == "PRUNED") & frame["last_acc"].notna() & has_cost]
-    no_accuracy = frame[frame["state"].isin(["FAIL", "PRUNED"]) & frame["last_acc"].isna()]
-    rug = no_accuracy[no_accuracy[cost].notna()]
-    studies = list(dict.fromkeys(frame["study"]))
-    several = len(studies) > 1
-    for index, study in enumerate(studies):
+    several = len(data.studies) > 1
+    for index, series in enumerate(data.studies):
         symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
-        prefix = f"{study}: " if several else ""
-        mine = complete[complete["study"] == study]
+        prefix = f"{series.study}: " if several else ""
+        complete = series.complete
         figure.add_trace(
-            _points(
-                mine,
-                cost,
-                "val_acc",
-                name=f"{prefix}complete ({len(mine)})",
+            _markers(
+                complete,
+                name=f"{prefix}complete ({len(complete.x)})",
                 marker=dict(
-                    color=mine["decoupling"].to_numpy(),
+                    color=complete.decoupling,
                     coloraxis="coloraxis",
                     symbol=symbol,
                     size=8,
@@ -122,77 +95,64 @@ def fronts_figure(frame: pd.DataFrame, cost: str = "macs") -> go.Figure:
                 ),
             )
         )
-        stopped = pruned[pruned["study"] == study]
-        if len(stopped):
+        if len(series.pruned.x):
             figure.add_trace(
-                _points(
-                    stopped,
-                    cost,
-                    "last_acc",
-                    name=f"{prefix}pruned ({len(stopped)}), accuracy when stopped",
+                _markers(
+                    series.pruned,
+                    name=f"{prefix}pruned ({len(series.pruned.x)}), accuracy when stopped",
                     marker=dict(symbol=f"{symbol}-open", size=7, color="#8C8C8C"),
                     opacity=0.8,
                 )
             )
-        line = front_line(frame[frame["study"] == study], cost)
-        if len(line):
+        if len(series.front.x):
             figure.add_trace(
                 go.Scatter(
-                    x=line[cost],
-                    y=line["val_acc"],
+                    x=series.front.x,
+                    y=series.front.y,
                     mode="lines",
                     line=dict(shape="hv", width=2, color=STUDY_COLORS[index % len(STUDY_COLORS)]),
-                    name=f"{prefix}Pareto front ({len(line)})",
+                    name=f"{prefix}Pareto front ({len(series.front.x)})",
                     hoverinfo="skip",
                 )
             )
-    landmarks = complete[complete["landmark"] != ""]
-    if len(landmarks):
-        star = _points(
-            landmarks,
-            cost,
-            "val_acc",
+    landmarks = data.landmarks
+    if len(landmarks.names):
+        star = _markers(
+            landmarks.points,
             mode="markers+text",
-            text=landmarks["landmark"].to_list(),
-            # Alternate above/below along the cost axis so neighbouring names do not collide.
-            textposition=[
-                "top center" if rank % 2 == 0 else "bottom center"
-                for rank in landmarks[cost].rank(method="first").astype(int)
-            ],
+            text=list(landmarks.names),
+            textposition=["top center" if up else "bottom center" for up in landmarks.label_above],
             textfont=dict(size=11, color="#222222", shadow="auto"),
             name="landmarks",
             marker=dict(
                 symbol="star",
                 size=15,
-                color=landmarks["decoupling"].to_numpy(),
+                color=landmarks.points.decoupling,
                 coloraxis="coloraxis",
                 line=dict(width=1.2, color="black"),
             ),
         )
         figure.add_trace(star)
-    for state, color, label in (("FAIL", "#D62728", "failed"), ("PRUNED", "#8C8C8C", "skipped")):
-        marks = rug[rug["state"] == state]
-        if len(marks):
-            trace = _points(
-                marks.assign(val_acc=np.nan),
-                cost,
-                "val_acc",
-                name=f"{label} ({len(marks)}), no accuracy",
-                marker=dict(symbol="line-ns-open", size=14, color=color, line=dict(width=2)),
+    for marks, color, label in (
+        (data.failed, "#D62728", "failed"),
+        (data.skipped, "#8C8C8C", "skipped"),
+    ):
+        if len(marks.x):
+            figure.add_trace(
+                _markers(
+                    marks,
+                    y=np.zeros(len(marks.x)),
+                    yaxis="y2",
+                    name=f"{label} ({len(marks.x)}), no accuracy",
+                    marker=dict(symbol="line-ns-open", size=14, color=color, line=dict(width=2)),
+                )
             )
-            trace.update(y=np.zeros(len(marks)), yaxis="y2")
-            figure.add_trace(trace)
-    _fronts_layout(figure, frame, cost, has_rug=len(rug) > 0, empty=len(complete) == 0)
+    has_rug = bool(len(data.failed.x) or len(data.skipped.x))
+    _fronts_layout(figure, data.cost, data.note, has_rug=has_rug, empty=data.empty)
     return figure
 
 
-def _fronts_layout(figure: go.Figure, frame: pd.DataFrame, cost: str, has_rug: bool, empty: bool):
-    missing = int((frame["state"].isin(["FAIL", "PRUNED"]) & frame["last_acc"].isna()).sum())
-    note = state_summary(frame) if len(frame) else "no trials yet"
-    if cost == "latency_ms" and frame["latency_ms"].isna().all() and len(frame):
-        note += " · no trial has a measured latency"
-    elif missing and not has_rug:
-        note += f" · {missing} without accuracy or cost not shown"
+def _fronts_layout(figure: go.Figure, cost: str, note: str, has_rug: bool, empty: bool) -> None:
     figure.update_layout(
         title=dict(text=f"<span style='font-size:13px'>{note}</span>", x=0.01, y=0.985),
         xaxis=dict(type="log", title=f"{COST_LABELS[cost]}, log scale", anchor="y2", dtick="D2"),
@@ -222,50 +182,59 @@ def _fronts_layout(figure: go.Figure, frame: pd.DataFrame, cost: str, has_rug: b
         )  # fmt: skip
 
 
-def spectrum_figure(done: pd.DataFrame, order: list[str], by: str = "segments") -> go.Figure:
-    """Accuracy, MACs and latency per spectrum position, spread over trials as box plots."""
-    rows = [("val_acc", "validation accuracy", "linear"), ("macs", "MACs", "log")]
-    rows.append(("latency_ms", "latency (ms)", "log"))
+# Each spectrum measure's row: its axis title and scale.
+SPECTRUM_AXES = {
+    "val_acc": ("validation accuracy", "linear"),
+    "macs": ("MACs", "log"),
+    "latency_ms": ("latency (ms)", "log"),
+}
+
+
+def spectrum_figure(data: SpectrumData) -> go.Figure:
+    """Accuracy, MACs and latency per spectrum position, spread over trials as box plots.
+
+    Args:
+        data: what to draw, from `dashboard.plot_data.spectrum_data`.
+    """
     figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.04)
-    studies = list(dict.fromkeys(done["study"]))
-    points = "all" if len(done) <= 2000 else "outliers"
-    for index, study in enumerate(studies):
-        mine = done[done["study"] == study]
-        for row, (column, _, _) in enumerate(rows, 1):
-            values = mine[mine[column].notna()]
+    for index, series in enumerate(data.studies):
+        for row, box in enumerate(series.boxes, 1):
             figure.add_trace(
                 go.Box(
-                    x=values["position"],
-                    y=values[column],
-                    name=study,
-                    legendgroup=study,
+                    x=box.positions,
+                    y=box.values,
+                    name=series.study,
+                    legendgroup=series.study,
                     showlegend=row == 1,
-                    offsetgroup=study,
-                    boxpoints=points,
+                    offsetgroup=series.study,
+                    boxpoints="all" if data.all_points else "outliers",
                     jitter=0.4,
                     pointpos=0,
                     marker=dict(size=4, opacity=0.6),
                     line=dict(width=1.2),
                     fillcolor="rgba(0,0,0,0)",
                     marker_color=STUDY_COLORS[index % len(STUDY_COLORS)],
-                    customdata=_click_data(values),
-                    hovertemplate="trial %{customdata[1]}<br>%{y}<extra>" + study + "</extra>",
+                    customdata=box.click,
+                    hovertemplate="trial %{customdata[1]}<br>%{y}<extra>"
+                    + series.study
+                    + "</extra>",
                 ),
                 row=row,
                 col=1,
             )
-    for row, (_, title, scale) in enumerate(rows, 1):
+    for row, measure in enumerate(SPECTRUM_MEASURES, 1):
+        title, scale = SPECTRUM_AXES[measure]
         figure.update_yaxes(title_text=title, type=scale, row=row, col=1)
         if scale == "log":
             figure.update_yaxes(dtick="D2", row=row, col=1)
     label = (
         "segments of the spatial convs (mixed: stages differ)"
-        if by == "segments"
+        if data.by == "segments"
         else ("decoupling degree (0 normal conv .. 1 depthwise separable)")
     )
-    figure.update_xaxes(categoryorder="array", categoryarray=order, type="category")
+    figure.update_xaxes(categoryorder="array", categoryarray=list(data.order), type="category")
     figure.update_xaxes(title_text=label, row=3, col=1)
-    if done["latency_ms"].isna().all():
+    if not data.latency_measured:
         figure.add_annotation(
             text="no latency measured", showarrow=False, row=3, col=1,
             xref="x3 domain", yref="y3 domain", x=0.5, y=0.5,

@@ -96,60 +96,43 @@ def status_page(kind: str, message: str, storage_url: str) -> html.Div:
     )
 
 
+def _graph_page(label: str, choice: dcc.RadioItems, hint: str, graph: dcc.Graph) -> html.Div:
+    """A row of controls (a labelled choice of what to show, a hint) above one graph."""
+    controls = [html.Span(label, className="label"), choice, html.Span(hint, className="hint")]
+    return html.Div([html.Div(controls, className="controls"), graph])
+
+
+def _choice(control_id: str, labels: dict[str, str], value: str) -> dcc.RadioItems:
+    """Inline radio items (value -> label) that remember the user's pick across visits."""
+    options = [{"label": label, "value": key} for key, label in labels.items()]
+    return dcc.RadioItems(
+        id=control_id, options=options, value=value, inline=True, persistence=True
+    )
+
+
 def fronts_page() -> html.Div:
-    return html.Div(
-        [
-            html.Div(
-                [
-                    html.Span("cost axis", className="label"),
-                    dcc.RadioItems(
-                        id="cost-axis",
-                        options=[
-                            {"label": "MACs", "value": "macs"},
-                            {"label": "parameters", "value": "params"},
-                            {"label": "measured latency", "value": "latency_ms"},
-                        ],
-                        value="macs",
-                        inline=True,
-                        persistence=True,
-                    ),
-                    html.Span(
-                        "Click a point to open its trial. Stars are the landmark designs.",
-                        className="hint",
-                    ),
-                ],
-                className="controls",
-            ),
-            dcc.Graph(id="fronts-graph", config=GRAPH_CONFIG, style={"height": "640px"}),
-        ]
+    return _graph_page(
+        "cost axis",
+        _choice(
+            "cost-axis",
+            {"macs": "MACs", "params": "parameters", "latency_ms": "measured latency"},
+            "macs",
+        ),
+        "Click a point to open its trial. Stars are the landmark designs.",
+        dcc.Graph(id="fronts-graph", config=GRAPH_CONFIG, style={"height": "640px"}),
     )
 
 
 def spectrum_page() -> html.Div:
-    return html.Div(
-        [
-            html.Div(
-                [
-                    html.Span("position on the spectrum", className="label"),
-                    dcc.RadioItems(
-                        id="spectrum-by",
-                        options=[
-                            {"label": "decoupling degree", "value": "decoupling"},
-                            {"label": "segments (mixed: stages differ)", "value": "segments"},
-                        ],
-                        value="decoupling",
-                        inline=True,
-                        persistence=True,
-                    ),
-                    html.Span(
-                        "Complete trials only; each box is the spread over trials.",
-                        className="hint",
-                    ),
-                ],
-                className="controls",
-            ),
-            dcc.Graph(id="spectrum-graph", config=GRAPH_CONFIG),
-        ]
+    return _graph_page(
+        "position on the spectrum",
+        _choice(
+            "spectrum-by",
+            {"decoupling": "decoupling degree", "segments": "segments (mixed: stages differ)"},
+            "decoupling",
+        ),
+        "Complete trials only; each box is the spread over trials.",
+        dcc.Graph(id="spectrum-graph", config=GRAPH_CONFIG),
     )
 
 

@@ -1,15 +1,17 @@
 """Pure figure builders for how a search went: progress, parameter importances, a trial's curve.
 
-Studies keep the line colours of `dashboard.figures`; trial states have colours of their own.
+Each draws a named tuple of `dashboard.plot_data` (the curve: the trial page's `TrialDetails`)
+and chooses nothing. Studies keep the line colours of `dashboard.figures`; trial states have
+colours of their own.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import STUDY_COLORS
+from dashboard.plot_data import ImportanceData, ProgressData
 from dashboard.trial_data import TrialDetails
 
 STATE_COLORS = {
@@ -18,22 +20,12 @@ STATE_COLORS = {
 }  # fmt: skip
 
 
-def _study_line(figure, frame, y, study, index, row=None, col=None):
-    kwargs = dict(row=row, col=col) if row else {}
-    figure.add_trace(
-        go.Scatter(
-            x=frame["number"],
-            y=frame[y],
-            mode="lines",
-            line=dict(shape="hv", color=STUDY_COLORS[index % len(STUDY_COLORS)]),
-            name=study,
-        ),
-        **kwargs,
-    )
+def progress_figure(data: ProgressData) -> go.Figure:
+    """Hypervolume and cumulative trial hours against trial number; trials per state.
 
-
-def progress_figure(hv: pd.DataFrame, counts: pd.DataFrame, hours: pd.DataFrame) -> go.Figure:
-    """Hypervolume and cumulative trial hours against trial number; trials per state."""
+    Args:
+        data: what to draw, from `dashboard.plot_data.progress_data`.
+    """
     figure = make_subplots(
         rows=1,
         cols=3,
@@ -45,29 +37,38 @@ def progress_figure(hv: pd.DataFrame, counts: pd.DataFrame, hours: pd.DataFrame)
             "trials per state",
         ),
     )
-    for index, study in enumerate(dict.fromkeys(hv["study"])):
-        _study_line(figure, hv[hv["study"] == study], "hypervolume", study, index, 1, 1)
-        line = hours[hours["study"] == study]
+    for index, series in enumerate(data.studies):
+        color = STUDY_COLORS[index % len(STUDY_COLORS)]
         figure.add_trace(
             go.Scatter(
-                x=line["number"],
-                y=line["hours"],
+                x=series.numbers,
+                y=series.hypervolume,
+                mode="lines",
+                line=dict(shape="hv", color=color),
+                name=series.study,
+            ),
+            row=1,
+            col=1,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=series.numbers,
+                y=series.hours,
                 mode="lines",
                 showlegend=False,
-                name=study,
-                line=dict(color=STUDY_COLORS[index % len(STUDY_COLORS)]),
+                name=series.study,
+                line=dict(color=color),
             ),  # fmt: skip
             row=1,
             col=2,
         )
-    for state in dict.fromkeys(counts["state"]):
-        mine = counts[counts["state"] == state]
+    for bars in data.states:
         figure.add_trace(
             go.Bar(
-                x=mine["study"],
-                y=mine["trials"],
-                name=state.lower(),
-                marker_color=STATE_COLORS.get(state, "#7F7F7F"),
+                x=list(bars.studies),
+                y=bars.trials,
+                name=bars.state.lower(),
+                marker_color=STATE_COLORS.get(bars.state, "#7F7F7F"),
                 texttemplate="%{y}",
                 textangle=0,
             ),  # fmt: skip
@@ -93,31 +94,35 @@ def progress_figure(hv: pd.DataFrame, counts: pd.DataFrame, hours: pd.DataFrame)
 OBJECTIVE_TITLES = {"val_acc": "validation accuracy", "macs": "MACs", "latency_ms": "latency"}
 
 
-def importance_figure(by_objective: dict[str, dict[str, float]], top: int = 12) -> go.Figure:
-    """One horizontal bar chart per objective: the `top` most important parameters."""
-    objectives = list(by_objective)
-    titles = [f"for {OBJECTIVE_TITLES.get(name, name)}" for name in objectives]
+def importance_figure(data: ImportanceData) -> go.Figure:
+    """One horizontal bar chart per objective: its most important parameters, ranked.
+
+    Args:
+        data: what to draw, from `dashboard.plot_data.importance_data`.
+    """
+    titles = [
+        f"for {OBJECTIVE_TITLES.get(bars.objective, bars.objective)}" for bars in data.objectives
+    ]
     figure = make_subplots(
-        rows=1, cols=max(1, len(objectives)), subplot_titles=titles or ("",),
+        rows=1, cols=max(1, len(data.objectives)), subplot_titles=titles or ("",),
         horizontal_spacing=0.18,
     )  # fmt: skip
-    for col, objective in enumerate(objectives, 1):
-        ranked = sorted(by_objective[objective].items(), key=lambda item: item[1])[-top:]
+    for col, bars in enumerate(data.objectives, 1):
         figure.add_trace(
             go.Bar(
-                x=[value for _, value in ranked],
-                y=[name for name, _ in ranked],
+                x=list(bars.importances),
+                y=list(bars.params),
                 orientation="h",
                 marker_color="#1F77B4",
                 showlegend=False,
-                hovertemplate="%{y}: %{x:.3f}<extra>" + objective + "</extra>",
+                hovertemplate="%{y}: %{x:.3f}<extra>" + bars.objective + "</extra>",
             ),  # fmt: skip
             row=1,
             col=col,
         )
         figure.update_xaxes(title_text="importance (normalized)", row=1, col=col)
     figure.update_layout(
-        template="plotly_white", height=80 + 26 * top, margin=dict(l=110, r=20, t=40, b=50)
+        template="plotly_white", height=80 + 26 * data.top, margin=dict(l=110, r=20, t=40, b=50)
     )
     return figure
 

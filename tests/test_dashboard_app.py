@@ -14,6 +14,7 @@ from dashboard import callbacks, create_app
 from dashboard.__main__ import main
 from dashboard.app import find_exporter
 from dashboard.data import FrameCache
+from dashboard.plot_data import fronts_data, spectrum_data
 from dashboard.storage import CREATE_COMMAND, StorageReader
 from tests.dashboard_fixtures import build_study, shared_study
 
@@ -128,10 +129,19 @@ def test_trial_page_has_diagram_costs_curve_and_optional_download(cache):
 def test_figure_views_follow_the_selection(cache):
     figure = callbacks.fronts_view(cache, ["demo"], "params")
     assert "parameters" in figure.layout.xaxis.title.text
+    prepared = fronts_data(cache.frame(["demo"]), "params")
+    assert list(figure.data[0].x) == prepared.studies[0].complete.x.tolist()
     assert callbacks.fronts_view(cache, [], "macs").layout.annotations
-    assert callbacks.spectrum_view(cache, ["demo"], "segments").data
+    spectrum = callbacks.spectrum_view(cache, ["demo"], "segments")
+    order = spectrum_data(cache.frame(["demo"]), "segments").order
+    assert spectrum.data and tuple(spectrum.layout.xaxis.categoryarray) == order
+    assert callbacks.spectrum_view(cache, ["demo"], None).layout.xaxis3.title.text.startswith(
+        "decoupling degree"
+    )
     figure, table = callbacks.progress_view(cache, ["demo"])
     assert figure.data and "demo" in text(table)
+    figure, table = callbacks.progress_view(cache, [])  # every study unpicked
+    assert not figure.data and "demo" not in text(table)
     memo: dict = {}
     children = callbacks.importance_view(cache, ["demo"], memo)
     assert "demo" in memo and any(type(child).__name__ == "Graph" for child in children)
@@ -169,6 +179,13 @@ def test_download_button_exists_only_with_an_exporter(monkeypatch, demo_url):
     assert find_exporter() is module.code_for_trial
     app = create_app(demo_url)
     assert any("download.data" in key for key in app.callback_map)
+    for graph, control in (("fronts-graph", "cost-axis"), ("spectrum-graph", "spectrum-by")):
+        inputs = [item["id"] for item in app.callback_map[f"{graph}.figure"]["inputs"]]
+        assert inputs == ["versions", "studies", control]
+        clicks = [
+            key for key, value in app.callback_map.items() if value["inputs"][0]["id"] == graph
+        ]
+        assert len(clicks) == 1 and clicks[0].startswith("url.href")
     assert {"url", "poll", "studies", "page", "versions"} <= ids(app.layout)
 
 
