@@ -24,12 +24,27 @@ def bench_parser(doc: str) -> argparse.ArgumentParser:
 def invocation(script: str, argv: Sequence[str] | None = None) -> str:
     """The command line a result records: `python bench/NAME.py ARGS`.
 
+    --out is left out: where the results are written does not shape them.
+
     Args:
         script: the benchmark's `__file__`.
         argv: its arguments; by default those it was started with.
     """
     arguments = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", f"bench/{Path(script).name}", *arguments])
+    return shlex.join(["python", f"bench/{Path(script).name}", *_without_out(arguments)])
+
+
+def _without_out(argv: Sequence[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--out="):
+            skip = False
+            continue
+        if arg == "--out":
+            skip = True
+            continue
+        kept.append(arg)
+    return kept
 
 
 def ran_on(command: str, info: dict, via: str | None = None) -> str:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench._machine import bench_parser
+from bench._machine import RESULTS, bench_parser
 
 
 def search_parser(
@@ -29,6 +29,7 @@ def search_parser(
     parser.add_argument("--trials", type=int, default=trials, help=helps.get("trials"))
     parser.add_argument("--budget", default=budget, help=helps.get("budget"))
     parser.add_argument("--dataset", default="digits", help=helps.get("dataset"))
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
     return parser
 
 

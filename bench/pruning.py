@@ -90,7 +90,7 @@ def main() -> None:
         f"**{ratio:.3f}** (goal: >= 30% saved, ratio >= 0.98): "
         f"{'met' if result['goal_met'] else 'not met'}.",
     ]
-    write_results(args.name, result, lines)
+    write_results(args.name, result, lines, args.out)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._machine import RESULTS, invocation, machine, ran_on, write_results  # noqa: E402
+from bench._machine import invocation, machine, ran_on, write_results  # noqa: E402
 from bench._search_args import search_command, search_parser, search_settings  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://nas:nas@127.0.0.1:5432/nas_test"
@@ -357,20 +357,6 @@ def markdown(result: dict) -> list[str]:
     return lines
 
 
-def _without_out(argv: list[str]) -> list[str]:
-    """The arguments that shape the figures (where they are written does not)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--out="):
-            skip = False
-            continue
-        if arg == "--out":
-            skip = True
-            continue
-        kept.append(arg)
-    return kept
-
-
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -404,7 +390,6 @@ def main() -> None:
     parser.add_argument(
         "--postgres-url", default=os.environ.get("NAS_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     )
-    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--name", default="scale", help="results file name (.json and .md)")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
@@ -412,7 +397,7 @@ def main() -> None:
 
     load_before = _load()
     result = {
-        "command": invocation(__file__, _without_out(sys.argv[1:])),
+        "command": invocation(__file__),
         "machine": machine(),
         "postgres": _postgres_version(args.postgres_url),
         "settings": {

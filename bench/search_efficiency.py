@@ -73,7 +73,7 @@ def main() -> None:
             ),
         },
     }
-    write_results("search_efficiency", result, markdown(result, args.trials))
+    write_results("search_efficiency", result, markdown(result, args.trials), args.out)
 
 
 def markdown(result: dict, random_trials: int) -> list[str]:

@@ -61,7 +61,7 @@ def main() -> None:
         "outside_share": round(outside / wall, 4),
         "per_trial_outside_ms": round(outside / args.trials * 1e3, 1),
     }
-    write_results("search_overhead", result, markdown(result))
+    write_results("search_overhead", result, markdown(result), args.out)
 
 
 def markdown(result: dict) -> list[str]:
