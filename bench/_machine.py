@@ -1,21 +1,78 @@
-"""What every benchmark shares: the machine it ran on, and writing its committed results."""
+"""What every benchmark shares: the machine it ran on, how it was started, writing its results."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from nas._machine import machine
 
-__all__ = ["RESULTS", "machine", "write_results"]
+__all__ = ["RESULTS", "bench_parser", "invocation", "machine", "ran_on", "write_results"]
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def write_results(name: str, result: dict, markdown_lines: list[str]) -> None:
-    """Write bench/results/NAME.json and NAME.md, and print the Markdown."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, described by the first line of its module docstring."""
+    return argparse.ArgumentParser(description=doc.splitlines()[0])
+
+
+def invocation(script: str, argv: Sequence[str] | None = None) -> str:
+    """The command line a result records: `python bench/NAME.py ARGS`.
+
+    --out is left out: where the results are written does not shape them.
+
+    Args:
+        script: the benchmark's `__file__`.
+        argv: its arguments; by default those it was started with.
+    """
+    arguments = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", f"bench/{Path(script).name}", *_without_out(arguments)])
+
+
+def _without_out(argv: Sequence[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--out="):
+            skip = False
+            continue
+        if arg == "--out":
+            skip = True
+            continue
+        kept.append(arg)
+    return kept
+
+
+def ran_on(command: str, info: dict, via: str | None = None) -> str:
+    """The opening of a report: "`COMMAND` on CPU (N cores), DATE" (no full stop).
+
+    Args:
+        command: what ran.
+        info: `machine()` of where it ran.
+        via: the benchmark that started `command`, where that is another command.
+    """
+    started = f" (via `{via}`)" if via else ""
+    return f"`{command}`{started} on {info['cpu']} ({info['cores']} cores), {info['date']}"
+
+
+def write_results(
+    name: str, result: dict, markdown_lines: list[str], out: Path | str = RESULTS
+) -> None:
+    """Write OUT/NAME.json and OUT/NAME.md, and print the Markdown.
+
+    Args:
+        name: the file name without its ending.
+        result: what goes into the JSON.
+        markdown_lines: the report, one line each.
+        out: the folder, bench/results unless a benchmark was told otherwise.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = "\n".join(markdown_lines) + "\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    (folder / f"{name}.md").write_text(text)
     print(text)

@@ -1,4 +1,4 @@
-"""Running real searches in-process for benchmarks, and reading their hypervolume."""
+"""Running real searches in this process for benchmarks, and reading what they found."""
 
 from __future__ import annotations
 
@@ -9,13 +9,23 @@ import time
 import optuna
 from optuna.trial import TrialState
 
+from bench._search_args import search_argv
 from nas import search
 from nas.pareto import hypervolume
 
 
-def run_search(storage: str, study: str, *args: str) -> tuple[optuna.Study, float]:
-    """Run `python -m nas.search` in this process; returns the study and the wall seconds."""
-    argv = ["--storage", storage, "--study", study, *args]
+def run_search(storage: str, study: str, **settings) -> tuple[optuna.Study, float]:
+    """Run `python -m nas.search` in this process, its output swallowed.
+
+    Args:
+        storage: the storage URL.
+        study: the study name.
+        settings: the rest of the command, as `search_argv` takes them.
+
+    Returns:
+        The study and the wall seconds of the search.
+    """
+    argv = search_argv(storage=storage, study=study, **settings)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = search.main(argv)
@@ -40,6 +50,7 @@ def hypervolume_curve(study: optuna.Study, checkpoints: list[int]) -> dict[int, 
 
 
 def training_seconds(study: optuna.Study) -> float:
+    """Seconds the study's trials spent training and evaluating."""
     return sum(
         t.user_attrs.get("train_seconds", 0.0) + t.user_attrs.get("eval_seconds", 0.0)
         for t in study.trials

@@ -22,14 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._machine import RESULTS, machine  # noqa: E402
 from bench.throughput import cpu_snapshot, foreign_load  # noqa: E402
 from nas import build_model, count_cost  # noqa: E402
-from nas._machine import machine  # noqa: E402
 from nas.data import load_dataset  # noqa: E402
 from nas.train import DEFAULT_RECIPE, Budget, auto_budget, resolve_device, train, train_final  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"proxy_val_acc": 0.85, "final_test_acc": 0.91}
 
 

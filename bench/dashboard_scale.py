@@ -7,7 +7,7 @@ JSON the browser receives, the other pages' builders, parameter importances, and
 sqlite file, the first read of all trials, a poll when nothing changed, and a poll after one
 new trial (Optuna's cached storage re-reads only new and unfinished trials).
 
-Trials are fake but follow the search's schema (tests/dashboard_fixtures.py): no training.
+Trials are fake but follow the search's schema (bench/_fake_studies.py): no training.
 
     python bench/dashboard_scale.py                  # 5,000 trials -> bench/results/
     python bench/dashboard_scale.py --no-storage     # skip the sqlite part (writing takes ~2 min)
@@ -15,11 +15,6 @@ Trials are fake but follow the search's schema (tests/dashboard_fixtures.py): no
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -33,33 +28,19 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 import plotly.io  # noqa: E402
 
-from dashboard.data import FrameCache, param_importances, trials_frame  # noqa: E402
+from bench._fake_studies import add_complete_trials, make_trials, study_attrs, write_study  # noqa: E402
+from bench._machine import RESULTS, bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
+from dashboard.data import (  # noqa: E402
+    FrameCache,
+    param_importances,
+    trials_frame,
+)
 from dashboard.figures import fronts_figure, spectrum_figure  # noqa: E402
 from dashboard.plot_data import fronts_data, progress_data, spectrum_data  # noqa: E402
 from dashboard.search_figures import progress_figure  # noqa: E402
 from dashboard.storage import StorageReader, StudyInfo  # noqa: E402
-from tests.dashboard_fixtures import (  # noqa: E402
-    add_complete_trials,
-    fast_storage,
-    make_trials,
-    study_attrs,
-)
 
-RESULTS = ROOT / "bench" / "results"
 NAME = "scale"
-
-
-def machine() -> dict:
-    try:
-        from nas._machine import machine as describe
-
-        return describe()
-    except ImportError:
-        return {
-            "cpu": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        }
 
 
 def median_seconds(function, repeats: int, warmup: int = 1) -> tuple[float, object]:
@@ -120,14 +101,7 @@ def on_sqlite(trials: list, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/studies.db"
         start = time.perf_counter()
-        storage = fast_storage(url)
-        study = optuna.create_study(
-            storage=storage, study_name=NAME, directions=["maximize", "minimize", "minimize"]
-        )
-        for key, value in study_attrs(latency=True).items():
-            study.set_user_attr(key, value)
-        study.add_trials(trials)
-        storage.engine.dispose()
+        write_study(url, NAME, trials, latency=True)
         write_s = time.perf_counter() - start
 
         cache = FrameCache(StorageReader(url))
@@ -145,13 +119,12 @@ def on_sqlite(trials: list, repeats: int) -> dict:
     }
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict) -> list[str]:
     memory, disk = result["in_memory"], result.get("sqlite")
     lines = [
         "# Dashboard at scale",
         "",
-        f"`{result['command']}` on {result['machine'].get('cpu')} "
-        f"({result['machine'].get('cores', '?')} cores), {result['machine']['date']}.",
+        f"{ran_on(result['command'], result['machine'])}.",
         "",
         f"{result['trials']} trials in one study (fake, schema of the search), 3 objectives.",
         "",
@@ -179,11 +152,11 @@ def markdown(result: dict) -> str:
         "The fronts use WebGL "
         "(Scattergl) from 1,000 points per trace.",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--trials", type=int, default=5000, help="trials in the study")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per step")
     parser.add_argument("--no-storage", action="store_true", help="skip the sqlite part")
@@ -193,18 +166,14 @@ def main(argv: list[str] | None = None) -> int:
 
     trials = make_trials(args.trials - 7, seed=0, latency=True)  # + the 7 landmarks
     result = {
-        "command": shlex.join(["python", "bench/dashboard_scale.py", *(argv or sys.argv[1:])]),
+        "command": invocation(__file__, argv),
         "machine": machine(),
         "trials": len(trials),
         "in_memory": in_memory(trials, args.repeats),
     }
     if not args.no_storage:
         result["sqlite"] = on_sqlite(trials, args.repeats)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dashboard_scale.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "dashboard_scale.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results("dashboard_scale", result, markdown(result), args.out)
     return 0
 
 

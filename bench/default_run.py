@@ -11,7 +11,7 @@ trials per hour, per-trial seconds by kind and the resulting Pareto front.
 
 from __future__ import annotations
 
-import argparse
+import shlex
 import signal
 import statistics
 import subprocess
@@ -25,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from bench._machine import machine, write_results  # noqa: E402
+from bench._machine import bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
+from bench._search_args import search_argv, search_command  # noqa: E402
 from nas.pareto import hypervolume, pareto_indices  # noqa: E402
 
 SPACE = "inception_to_xception"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--minutes", type=float, default=60.0, help="stop the run after this")
     parser.add_argument("--device", default="auto")
@@ -41,8 +42,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/studies.db"
-        command = [sys.executable, "-m", "nas.search", "--space", SPACE]
-        command += ["--trials", str(args.trials), "--storage", storage, "--device", args.device]
+        command = search_command(
+            space=SPACE, trials=args.trials, storage=storage, device=args.device
+        )
         start = time.perf_counter()
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, text=True, preexec_fn=_hear_ctrl_c
@@ -71,6 +73,8 @@ def _hear_ctrl_c() -> None:
 
 
 def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
+    device = None if args.device == "auto" else args.device
+    user_settings = {"space": SPACE, "trials": args.trials, "device": device}
     trials = sorted(study.trials, key=lambda t: t.number)
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     trained = [t for t in counted if "duplicate_of" not in t.user_attrs]
@@ -84,9 +88,9 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
     points = [(t.values[0], t.user_attrs["macs"]) for t in complete]
     front = [complete[i] for i in pareto_indices(points)]
     return {
-        "command": f"python -m nas.search --space {SPACE} --trials {args.trials}"
-        + (f" --device {args.device}" if args.device != "auto" else ""),
-        "benchmark": "python bench/default_run.py " + " ".join(sys.argv[1:]),
+        # As a user would type it: the storage is a temporary file, the device when not auto.
+        "command": shlex.join(["python", "-m", "nas.search", *search_argv(**user_settings)]),
+        "benchmark": invocation(__file__),
         "machine": machine(),
         "budget": study.user_attrs.get("budget"),
         "device": study.user_attrs.get("device") or (trained[0].user_attrs.get("device")),
@@ -127,7 +131,6 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
 
 
 def markdown(r: dict) -> list[str]:
-    m = r["machine"]
     ran = (
         f"stopped after {r['stopped_after_minutes']:g} min with {r['finished_trials']} of "
         f"{r['target_trials']} trials; the time for all {r['target_trials']} is extrapolated "
@@ -138,8 +141,8 @@ def markdown(r: dict) -> list[str]:
     lines = [
         "# The default search, timed",
         "",
-        f"`{r['command']}` (via `{r['benchmark']}`) on {m['cpu']} ({m['cores']} cores), "
-        f"{m['date']}; device {r['device']}, budget {r['budget']} per trial; {ran}.",
+        f"{ran_on(r['command'], r['machine'], via=r['benchmark'])}; device {r['device']}, "
+        f"budget {r['budget']} per trial; {ran}.",
         "",
         "| figure | value |",
         "|---|---:|",

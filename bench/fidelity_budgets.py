@@ -13,7 +13,6 @@ others are compared with, pair by pair over the same bootstrap draws of architec
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from dataclasses import replace
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import machine, write_results  # noqa: E402
+from bench._machine import bench_parser, invocation, machine, write_results  # noqa: E402
 from nas._runlog import append_run  # noqa: E402
 from nas.fidelity import (  # noqa: E402
     bootstrap_interval,
@@ -53,7 +52,7 @@ def parse_candidate(text: str) -> tuple[Budget, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--budgets",
         nargs="+",
@@ -79,14 +78,8 @@ def main() -> None:
     labels = [candidate_label(budget, changes, split_size) for budget, changes in candidates]
     runs = load_runs(log, split_size)
     archs = sample_archs(args.space, args.archs, args.seed)
-    missing = [label for label, arch in archs if (arch, long) not in runs]
-    if missing:
-        # The candidates train anyway; `python -m nas.fidelity` may still be filling the log.
-        print(
-            f"note: {len(missing)} architectures have no {long} run in {log} yet; "
-            "the ranking needs them (python -m nas.fidelity)",
-            file=sys.stderr,
-        )
+    # The candidates train anyway; `python -m nas.fidelity` may still be filling the log.
+    check_long_runs(archs, runs, long, log, before_training=True)
     for label, (budget, changes) in zip(labels, candidates):
         todo = [arch for _, arch in archs if (arch, label) not in runs]
         for index, arch in enumerate(todo, 1):
@@ -94,14 +87,7 @@ def main() -> None:
             append_run(log, run)
             print(f"[{label} {index}/{len(todo)}] acc {run['val_acc']:.4f}", file=sys.stderr)
     runs = load_runs(log, split_size)  # again: long runs may have landed meanwhile
-    missing = [label for label, arch in archs if (arch, long) not in runs]
-    if missing:
-        print(
-            f"error: no {long} run for {', '.join(missing)} in {log}; "
-            "run `python -m nas.fidelity` to finish them, then this again",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+    check_long_runs(archs, runs, long, log, before_training=False)
     table = {}
     reference_rows = paired_rows(archs, runs, labels[0], long)
     for label, (budget, _) in zip(labels, candidates):
@@ -125,7 +111,7 @@ def main() -> None:
             ),
         }
     result = {
-        "command": " ".join(["python bench/fidelity_budgets.py", *sys.argv[1:]]),
+        "command": invocation(__file__),
         "machine": machine(),
         "long_budget": long,
         "budgets": table,
@@ -157,6 +143,37 @@ def main() -> None:
             f"| {gain:+.3f} ({gain_low:+.2f} to {gain_high:+.2f}) |"
         )
     write_results(args.name, result, lines)
+
+
+def check_long_runs(
+    archs: list, runs: dict, long: str, log: Path, *, before_training: bool
+) -> None:
+    """Say which architectures have no long run yet to be ranked against.
+
+    Args:
+        archs: (label, arch) of the architectures ranked.
+        runs: the logged runs by (arch, budget label).
+        long: the long budget's label.
+        log: the runs' log file, named in the message.
+        before_training: True: a note, the candidates train anyway; False: an error and exit
+            status 2, as no ranking can be made.
+    """
+    missing = [label for label, arch in archs if (arch, long) not in runs]
+    if not missing:
+        return
+    if before_training:
+        print(
+            f"note: {len(missing)} architectures have no {long} run in {log} yet; "
+            "the ranking needs them (python -m nas.fidelity)",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"error: no {long} run for {', '.join(missing)} in {log}; "
+        "run `python -m nas.fidelity` to finish them, then this again",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 
 def candidate_label(budget: Budget, changes: dict, split_size: int) -> str:

@@ -8,7 +8,6 @@ hypervolume stays within 2% of the unpruned search with the same seed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -19,16 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from bench._machine import machine, write_results  # noqa: E402
+from bench._machine import invocation, machine, ran_on, write_results  # noqa: E402
+from bench._search_args import search_parser, search_settings  # noqa: E402
 from bench._search_runs import hypervolume_curve, run_search, training_seconds  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser = search_parser(__doc__, trials=100, budget="4x600")
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--budget", default="4x600")
-    parser.add_argument("--dataset", default="digits")
     parser.add_argument("--name", default="pruning", help="results file name")
     args = parser.parse_args()
 
@@ -37,20 +34,9 @@ def main() -> None:
         storage = f"sqlite:///{folder}/pruning.db"
         for seed in range(args.seeds):
             row = {"seed": seed}
-            for mode, extra in (("unpruned", ["--no-prune"]), ("pruned", [])):
-                study, wall = run_search(
-                    storage,
-                    f"{mode}-{seed}",
-                    "--dataset",
-                    args.dataset,
-                    "--budget",
-                    args.budget,
-                    "--trials",
-                    str(args.trials),
-                    "--seed",
-                    str(seed),
-                    *extra,
-                )
+            for mode in ("unpruned", "pruned"):
+                settings = search_settings(args, seed=seed, prune=mode == "pruned")
+                study, wall = run_search(storage, f"{mode}-{seed}", **settings)
                 row[mode] = {
                     "training_s": round(training_seconds(study), 2),
                     "wall_s": round(wall, 2),
@@ -71,7 +57,7 @@ def main() -> None:
     saved = statistics.median(r["time_saved"] for r in rows)
     ratio = statistics.median(r["hv_ratio"] for r in rows)
     result = {
-        "command": "python bench/pruning.py " + " ".join(sys.argv[1:]),
+        "command": invocation(__file__),
         "machine": machine(),
         "dataset": args.dataset,
         "budget": args.budget,
@@ -84,9 +70,8 @@ def main() -> None:
     lines = [
         "# Multi-objective pruning",
         "",
-        f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
-        f"cores), {result['machine']['date']}. {args.trials}-trial searches on {args.dataset}, "
-        f"budget {args.budget}, same seed with and without pruning.",
+        f"{ran_on(result['command'], result['machine'])}. {args.trials}-trial searches on "
+        f"{args.dataset}, budget {args.budget}, same seed with and without pruning.",
         "",
         "| seed | training s (unpruned) | training s (pruned) | pruned trials | time saved | "
         "HV unpruned | HV pruned | HV ratio |",
@@ -105,7 +90,7 @@ def main() -> None:
         f"**{ratio:.3f}** (goal: >= 30% saved, ratio >= 0.98): "
         f"{'met' if result['goal_met'] else 'not met'}.",
     ]
-    write_results(args.name, result, lines)
+    write_results(args.name, result, lines, args.out)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ in-memory storage as the floor.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -39,9 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._machine import machine  # noqa: E402
+from bench._machine import invocation, machine, ran_on, write_results  # noqa: E402
+from bench._search_args import search_command, search_parser, search_settings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 DEFAULT_POSTGRES = "postgresql+psycopg://nas:nas@127.0.0.1:5432/nas_test"
 STUDY = "scale-bench"
 
@@ -72,34 +69,19 @@ def fresh_storage(kind: str, postgres_url: str):
 # --- throughput of the real command ----------------------------------------------------------
 
 
-def search_args(url: str, args, workers: int) -> list[str]:
-    return [
-        "--space",
-        "inception_to_xception",
-        "--study",
-        STUDY,
-        "--dataset",
-        args.dataset,
-        "--budget",
-        args.budget,
-        "--trials",
-        str(args.trials),
-        "--workers",
-        str(workers),
-        "--storage",
-        url,
-        "--no-prune",
-    ]
+def throughput_command(url: str, args, workers: int, seed: int | None = None) -> list[str]:
+    """The search of one throughput run (`seed`: the search's default unless given)."""
+    settings = search_settings(args, workers=workers, seed=seed, prune=False)
+    return search_command(space="inception_to_xception", study=STUDY, storage=url, **settings)
 
 
 def run_search(url: str, args, workers: int, independent: bool) -> dict:
     """One run on a fresh storage: wall and trial-time throughput."""
     env = {**os.environ, "NAS_NO_DOWNLOAD": "1"}
-    command = [sys.executable, "-m", "nas.search"]
     start = time.perf_counter()
     if not independent:
         result = subprocess.run(
-            [*command, *search_args(url, args, workers)],
+            throughput_command(url, args, workers),
             capture_output=True,
             text=True,
             env=env,
@@ -109,7 +91,7 @@ def run_search(url: str, args, workers: int, independent: bool) -> dict:
     else:
         # W separate processes (as on W machines), not pinned: each runs torch on all cores.
         first = subprocess.Popen(
-            [*command, *search_args(url, args, 1), "--seed", "0"],
+            throughput_command(url, args, 1, seed=0),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -119,7 +101,7 @@ def run_search(url: str, args, workers: int, independent: bool) -> dict:
         _wait_for_study(url, first)
         rest = [
             subprocess.Popen(
-                [*command, *search_args(url, args, 1), "--seed", str(i)],
+                throughput_command(url, args, 1, seed=i),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -317,15 +299,14 @@ def storage_overhead(args) -> list[dict]:
 # --- report ----------------------------------------------------------------------------------
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict) -> list[str]:
     info, args = result["machine"], result["settings"]
     lines = [
         "# Scaling: workers and storages",
         "",
-        f"`{result['command']}` on {info['cpu']} ({info['cores']} cores), {info['date']}; "
-        f"torch {info['torch']}, {result['postgres']}; load average "
-        f"{result['load_before']} before, {result['load_after']} after (the machine is "
-        "shared: absolute figures move with the neighbours, compare within a table).",
+        f"{ran_on(result['command'], info)}; torch {info['torch']}, {result['postgres']}; "
+        f"load average {result['load_before']} before, {result['load_after']} after (the "
+        "machine is shared: absolute figures move with the neighbours, compare within a table).",
         "",
         f"## Throughput: {args['trials']} trials (the landmarks) on "
         f"{args.get('dataset', 'digits')}, budget {args['budget']}, no pruning; "
@@ -373,21 +354,7 @@ def markdown(result: dict) -> str:
         "duplicate check and the pruner, heartbeat, tell). In-memory is Optuna's own storage, "
         "the floor.",
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _without_out(argv: list[str]) -> list[str]:
-    """The arguments that shape the figures (where they are written does not)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--out="):
-            skip = False
-            continue
-        if arg == "--out":
-            skip = True
-            continue
-        kept.append(arg)
-    return kept
+    return lines
 
 
 def _load() -> str:
@@ -406,12 +373,15 @@ def _postgres_version(url: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--trials", type=int, default=7, help="7: the landmarks, the same work in every run"
+    parser = search_parser(
+        __doc__,
+        trials=7,
+        budget="4x600",
+        helps={
+            "trials": "7: the landmarks, the same work in every run",
+            "dataset": "of the throughput runs",
+        },
     )
-    parser.add_argument("--budget", default="4x600")
-    parser.add_argument("--dataset", default="digits", help="of the throughput runs")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--storages", default="sqlite,postgresql")
     parser.add_argument("--repeats", type=int, default=3)
@@ -420,7 +390,6 @@ def main() -> None:
     parser.add_argument(
         "--postgres-url", default=os.environ.get("NAS_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     )
-    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--name", default="scale", help="results file name (.json and .md)")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
@@ -428,7 +397,7 @@ def main() -> None:
 
     load_before = _load()
     result = {
-        "command": shlex.join(["python", "bench/scale.py", *_without_out(sys.argv[1:])]),
+        "command": invocation(__file__),
         "machine": machine(),
         "postgres": _postgres_version(args.postgres_url),
         "settings": {
@@ -443,11 +412,7 @@ def main() -> None:
         "throughput": throughput(args),
         "load_after": _load(),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.name, result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Goal: the default sampler (nsga2) after 100 trials reaches at least random's hyp
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -17,22 +16,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import machine, write_results  # noqa: E402
+from bench._machine import invocation, machine, ran_on, write_results  # noqa: E402
+from bench._search_args import search_parser, search_settings  # noqa: E402
 from bench._search_runs import hypervolume_curve, run_search  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = search_parser(__doc__, trials=200, budget="3x600")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--trials", type=int, default=200)
     parser.add_argument(
         "--model-trials",
         type=int,
         default=100,
         help="trials for nsga2 and tpe (random always runs --trials)",
     )
-    parser.add_argument("--budget", default="3x600")
-    parser.add_argument("--dataset", default="digits")
     args = parser.parse_args()
 
     checkpoints = sorted({k for k in (10, 25, 50, 75, 100, 150, 200) if k <= args.trials})
@@ -43,21 +40,10 @@ def main() -> None:
         for sampler in ("nsga2", "tpe", "random"):
             trials = args.trials if sampler == "random" else args.model_trials
             for seed in range(args.seeds):
-                study, wall = run_search(
-                    storage,
-                    f"{sampler}-{seed}",
-                    "--dataset",
-                    args.dataset,
-                    "--budget",
-                    args.budget,
-                    "--trials",
-                    str(trials),
-                    "--sampler",
-                    sampler,
-                    "--seed",
-                    str(seed),
-                    "--no-prune",
+                settings = search_settings(
+                    args, trials=trials, sampler=sampler, seed=seed, prune=False
                 )
+                study, wall = run_search(storage, f"{sampler}-{seed}", **settings)
                 curve = hypervolume_curve(study, [k for k in checkpoints if k <= trials])
                 runs.setdefault(sampler, {})[seed] = curve
                 walls.setdefault(sampler, []).append(wall)
@@ -71,7 +57,7 @@ def main() -> None:
     goal_nsga2 = median_at("nsga2", min(100, args.model_trials))
     goal_random = median_at("random", args.trials)
     result = {
-        "command": "python bench/search_efficiency.py " + " ".join(sys.argv[1:]),
+        "command": invocation(__file__),
         "machine": machine(),
         "dataset": args.dataset,
         "budget": args.budget,
@@ -87,25 +73,34 @@ def main() -> None:
             ),
         },
     }
+    write_results("search_efficiency", result, markdown(result, args.trials), args.out)
+
+
+def markdown(result: dict, random_trials: int) -> list[str]:
+    """The report of `result`; `random_trials`: the trials of the random sampler's runs."""
+    table = result["median_hypervolume"]
+    samplers = list(table)
+    goal = result["goal"]
     lines = [
         "# Sampler efficiency",
         "",
-        f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
-        f"cores), {result['machine']['date']}. {args.dataset}, budget {args.budget}, "
-        f"{args.seeds} seeds; median hypervolume over seeds (normalized accuracy x log-MACs).",
+        f"{ran_on(result['command'], result['machine'])}. {result['dataset']}, budget "
+        f"{result['budget']}, {result['seeds']} seeds; median hypervolume over seeds "
+        "(normalized accuracy x log-MACs).",
         "",
-        "| trials | " + " | ".join(runs) + " |",
-        "|---:|" + "---:|" * len(runs),
+        "| trials | " + " | ".join(samplers) + " |",
+        "|---:|" + "---:|" * len(samplers),
     ]
-    for k in checkpoints:
-        cells = [f"{table[s][k]:.4f}" if table[s][k] is not None else "" for s in runs]
+    for k in table[samplers[0]]:
+        cells = [f"{table[s][k]:.4f}" if table[s][k] is not None else "" for s in samplers]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Goal: nsga2 after 100 trials ({goal_nsga2:.4f}) >= random after {args.trials} "
-        f"({goal_random:.4f}): **{'met' if result['goal']['met'] else 'not met'}**.",
+        f"Goal: nsga2 after 100 trials ({goal['nsga2_at_100']:.4f}) >= random after "
+        f"{random_trials} ({goal[f'random_at_{random_trials}']:.4f}): "
+        f"**{'met' if goal['met'] else 'not met'}**.",
     ]
-    write_results("search_efficiency", result, lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -9,9 +9,6 @@ latency measurement, and everything else (sampler, storage, set-up, reporting).
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import sys
 import tempfile
 import time
@@ -20,8 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nas._objective as objective_module  # noqa: E402
-from bench._machine import machine, write_results  # noqa: E402
-from nas import search  # noqa: E402
+from bench._machine import invocation, machine, ran_on, write_results  # noqa: E402
+from bench._search_args import search_parser, search_settings  # noqa: E402
+from bench._search_runs import run_search  # noqa: E402
 
 
 def timed(module, name: str, totals: dict, key: str) -> None:
@@ -38,11 +36,7 @@ def timed(module, name: str, totals: dict, key: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--budget", default="2x600")
-    parser.add_argument("--dataset", default="digits")
-    args = parser.parse_args()
+    args = search_parser(__doc__, trials=50, budget="2x600").parse_args()
 
     totals = {"train_and_eval": 0.0, "cost_count": 0.0, "latency": 0.0}
     timed(objective_module, "train", totals, "train_and_eval")
@@ -50,26 +44,11 @@ def main() -> None:
     timed(objective_module, "measure_latency", totals, "latency")
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/overhead.db"
-        argv = [
-            "--dataset",
-            args.dataset,
-            "--budget",
-            args.budget,
-            "--trials",
-            str(args.trials),
-            "--storage",
-            storage,
-            "--no-prune",
-        ]
-        start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            code = search.main(argv)
-        wall = time.perf_counter() - start
-    assert code == 0, f"search failed with {code}"
+        _, wall = run_search(storage, "overhead", **search_settings(args, prune=False))
     other = wall - sum(totals.values())
     outside = wall - totals["train_and_eval"]
     result = {
-        "command": "python bench/search_overhead.py " + " ".join(sys.argv[1:]),
+        "command": invocation(__file__),
         "machine": machine(),
         "trials": args.trials,
         "dataset": args.dataset,
@@ -82,13 +61,18 @@ def main() -> None:
         "outside_share": round(outside / wall, 4),
         "per_trial_outside_ms": round(outside / args.trials * 1e3, 1),
     }
+    write_results("search_overhead", result, markdown(result), args.out)
+
+
+def markdown(result: dict) -> list[str]:
+    """The report of `result`: the parts of the wall time."""
+    wall = result["wall_s"]
     lines = [
         "# Search overhead",
         "",
-        f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
-        f"cores), {result['machine']['date']}.",
+        f"{ran_on(result['command'], result['machine'])}.",
         "",
-        f"{args.trials} trials, {args.dataset}, budget {args.budget}, no pruning.",
+        f"{result['trials']} trials, {result['dataset']}, budget {result['budget']}, no pruning.",
         "",
         "| part | seconds | share of wall |",
         "|---|---:|---:|",
@@ -103,7 +87,7 @@ def main() -> None:
         f"Outside training and evaluation: **{result['outside_share']:.1%}** of wall time, "
         f"{result['per_trial_outside_ms']:.0f} ms per trial.",
     ]
-    write_results("search_overhead", result, lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -36,13 +36,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._machine import RESULTS, machine  # noqa: E402
 from nas import build_model, count_cost  # noqa: E402
-from nas._machine import machine  # noqa: E402
 from nas.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E402
 from nas.train import DEFAULT_RECIPE, Budget, cpu_threads, resolve_device, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def load_or_synthesize(name: str, data_dir: str | None) -> tuple[Dataset, str]:

@@ -327,18 +327,22 @@ def evaluate(
 
 
 def train_final(
-    model: nn.Module,
-    data: Dataset,
-    epochs: int,
-    *,
-    device: str = "cpu",
-    seed: int = 0,
-    recipe: Recipe = DEFAULT_RECIPE,
+    model: nn.Module, data: Dataset, epochs: int, **train_options
 ) -> tuple[float, TrainResult]:
     """Train on the whole official training set (train + validation); report test accuracy.
 
     Only for an architecture already chosen: the returned curve is measured on the test split.
     Normalization keeps the train split's mean and std. A diverged run reports 0.0.
+
+    Args:
+        model: the network; it is trained in place.
+        data: the dataset; its validation split joins the training images.
+        epochs: epochs over all of them.
+        train_options: keyword arguments of `train` (device, seed, recipe); its defaults hold
+            where they are left out, so they live in one place.
+
+    Returns:
+        The test accuracy and the run (its curve is test accuracy per epoch).
     """
     full = replace(
         data,
@@ -347,7 +351,7 @@ def train_final(
         val_x=data.test_x,
         val_y=data.test_y,
     )
-    result = train(model, full, Budget(epochs, None), device=device, seed=seed, recipe=recipe)
+    result = train(model, full, Budget(epochs, None), **train_options)
     return (0.0 if result.failure else result.val_acc), result
 
 

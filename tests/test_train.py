@@ -115,6 +115,17 @@ def test_train_final_reports_test_accuracy(digits):
     assert result.images_seen == 2 * ((1150 + 288) // 64) * 64  # train + validation
 
 
+def test_train_final_passes_its_options_to_train(digits):
+    recipe = replace(DEFAULT_RECIPE, batch_size=32, min_steps=0)
+    _, result = train_final(tiny_cnn(), digits, 2, recipe=recipe, seed=3)
+    assert result.batch_size == 32
+    assert result.images_seen == 2 * ((1150 + 288) // 32) * 32
+    _, again = train_final(tiny_cnn(), digits, 2, recipe=recipe, seed=3)
+    _, other_seed = train_final(tiny_cnn(), digits, 2, recipe=recipe, seed=4)
+    assert again.val_acc_curve == result.val_acc_curve  # the seed reached train
+    assert other_seed.train_loss_curve != result.train_loss_curve
+
+
 def test_evaluate_counts_correct_predictions(digits):
     class AlwaysZero(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
