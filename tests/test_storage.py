@@ -7,8 +7,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.storages._rdb import models
 
+import nas.storage
 from dashboard import callbacks, create_app, layout
 from dashboard.__main__ import main as dashboard_main
 from dashboard.data import FrameCache
@@ -192,6 +194,23 @@ def test_search_dashboard_and_export_refuse_the_same_databases(make, tmp_path, c
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 3 and all("is not an Optuna storage" in line for line in errors)
     assert folder_state(tmp_path) == before
+
+
+def test_the_writer_waits_for_a_schema_another_process_is_creating(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    engine = sqlalchemy.create_engine(url)
+    models.BaseModel.metadata.create_all(engine, tables=[models.StudyModel.__table__])
+    engine.dispose()
+    assert check_storage(url).tables == {"studies"}  # caught half-way through creating
+    pauses = []
+
+    def other_process_finishes():
+        pauses.append(len(pauses))
+        optuna.storages.RDBStorage(url).engine.dispose()
+
+    monkeypatch.setattr(nas.storage, "_pause", other_process_finishes)
+    open_storage(url).engine.dispose()
+    assert pauses == [0] and check_storage(url).kind == EMPTY
 
 
 # --- the read-only opener --------------------------------------------------------------------
