@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 # The embedded default: a SQLite file in the current folder, zero set-up.
 DEFAULT_STORAGE = "sqlite:///studies.db"
-# The tables of Optuna's RDB schema (unchanged from Optuna 3.0 through 5.0): a database that
-# lacks any of them is not a storage Optuna can read, whatever else it holds.
+# The tables of Optuna's RDB schema (a test checks them against the installed Optuna): a
+# database that lacks any of them is not a storage Optuna can read, whatever else it holds.
 OPTUNA_TABLES = frozenset(
     {"studies", "study_directions", "study_user_attributes", "study_system_attributes",
      "trials", "trial_params", "trial_values", "trial_intermediate_values",
