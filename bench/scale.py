@@ -213,11 +213,11 @@ def storage_overhead(args) -> list[dict]:
     import nas._objective as objective_module
     import search_spaces
     from nas._objective import Objective
-    from nas._study import open_storage
     from nas._worker import run_trials
     from nas.cost import Cost
     from nas.data import load_dataset
     from nas.pruning import DominancePruner
+    from nas.storage import open_storage
     from nas.train import Budget, TrainResult
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -7,9 +7,9 @@ import logging
 import socket
 import sys
 
-from dashboard.app import DEFAULT_STORAGE, create_app
-from dashboard.storage import INVALID, OK, check_storage
+from dashboard.app import create_app
 from nas._cli import fail
+from nas.storage import DEFAULT_STORAGE, INVALID, OK, check_storage, redact
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {status.message}; the page shows how to start a search", file=sys.stderr)
     app = create_app(args.storage, poll_seconds=args.poll, preload=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    print(f"dashboard on http://{args.host}:{args.port}/ reading {args.storage}", file=sys.stderr)
+    print(
+        f"dashboard on http://{args.host}:{args.port}/ reading {redact(args.storage)}",
+        file=sys.stderr,
+    )
     app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
     return 0
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from dash import Dash
@@ -17,18 +14,6 @@ from dashboard.storage import StorageReader
 from nas.storage import DEFAULT_STORAGE
 
 ASSETS = Path(__file__).with_name("assets")
-
-
-def find_exporter() -> Callable[[str, str, int], str] | None:
-    """`nas.export.code_for_trial` when that module imports and offers it, else None."""
-    try:
-        if importlib.util.find_spec("nas.export") is None:
-            return None
-        module = importlib.import_module("nas.export")
-    except Exception:  # noqa: BLE001 - a half-written exporter means no button, not a crash
-        return None
-    exporter = getattr(module, "code_for_trial", None)
-    return exporter if callable(exporter) else None
 
 
 def _preload(cache: FrameCache) -> None:
@@ -64,5 +49,5 @@ def create_app(
         suppress_callback_exceptions=True,
     )
     app.layout = shell(storage, int(poll_seconds * 1000))
-    register_callbacks(app, cache, find_exporter())
+    register_callbacks(app, cache)
     return app

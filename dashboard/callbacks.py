@@ -24,9 +24,10 @@ from dashboard.plot_data import (
     spectrum_data,
 )
 from dashboard.search_figures import importance_figure, progress_figure
-from dashboard.storage import OK
 from dashboard.trial_data import arch_diagram, cost_table, trial_details
 from dashboard.trial_page import trial_page
+from nas.export import code_for_trial
+from nas.storage import OK
 
 
 def poll_view(cache: FrameCache, selection: list[str] | None) -> dict:
@@ -183,24 +184,26 @@ def importance_view(cache: FrameCache, selection: list[str] | None, memo: dict) 
     return children or [html.P("Pick a study above.", className="hint")]
 
 
-def download_view(exporter: Callable, storage_url: str, search: str) -> tuple:
-    """(dcc.Download data, error text) for the trial in the URL."""
+def download_view(cache: FrameCache, search: str) -> tuple:
+    """(dcc.Download data, error text) for the trial in the URL: `nas.export`'s file of it."""
     target = parse_trial_search(search)
     if target is None:
         return no_update, "no trial in the URL"
-    study, number = target
+    name, number = target
     try:
-        code = exporter(storage_url, study, number)
+        code = code_for_trial(cache.reader.study(name), number)
+    except KeyError:
+        return no_update, f"export failed: no study {name!r} in the storage"
     except Exception as error:  # noqa: BLE001 - shown to the user instead of a broken button
         return no_update, f"export failed: {error}"
-    return dcc.send_string(code, f"{study}_trial{number}.py"), ""
+    return dcc.send_string(code, f"{name}_trial{number}.py"), ""
 
 
 def _changed(new, old):
     return no_update if new is None or new == old else new
 
 
-def register_callbacks(app: Dash, cache: FrameCache, exporter: Callable | None) -> None:
+def register_callbacks(app: Dash, cache: FrameCache) -> None:
     """Wire every view to its components (pages come and go; ids may be absent)."""
     memo: dict = {}
 
@@ -234,7 +237,7 @@ def register_callbacks(app: Dash, cache: FrameCache, exporter: Callable | None) 
         Input("storage-status", "data"),
     )
     def route(pathname, search, status):
-        return route_view(cache, pathname or "/", search, status, exporter is not None)
+        return route_view(cache, pathname or "/", search, status, can_export=True)
 
     for graph, control, view in FIGURE_VIEWS:
         _register_figure(app, cache, graph, control, view)
@@ -256,14 +259,12 @@ def register_callbacks(app: Dash, cache: FrameCache, exporter: Callable | None) 
     def importance(_versions, selection):
         return importance_view(cache, selection, memo)
 
-    if exporter is not None:
-
-        @app.callback(
-            Output("download", "data"),
-            Output("download-error", "children"),
-            Input("download-button", "n_clicks"),
-            State("url", "search"),
-            prevent_initial_call=True,
-        )
-        def download(_clicks, search):
-            return download_view(exporter, cache.reader.url, search)
+    @app.callback(
+        Output("download", "data"),
+        Output("download-error", "children"),
+        Input("download-button", "n_clicks"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def download(_clicks, search):
+        return download_view(cache, search)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from dashboard.storage import CREATE_COMMAND, INVALID, MISSING
+from nas.storage import INVALID, MISSING, redact
 
 PAGES = (
     ("/", "Fronts"),
@@ -16,6 +16,7 @@ PAGES = (
     ("/importance", "What mattered"),
 )
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
+CREATE_COMMAND = "python -m nas.search --space inception_to_xception --trials 200"
 
 
 def shell(storage_url: str, poll_ms: int) -> html.Div:
@@ -31,7 +32,9 @@ def shell(storage_url: str, poll_ms: int) -> html.Div:
                     html.Div(
                         [
                             html.H1("Spectrum NAS: normal conv → Inception → Xception"),
-                            html.Span(storage_url, className="storage", title="storage URL"),
+                            html.Span(
+                                redact(storage_url), className="storage", title="storage URL"
+                            ),
                             html.Span(id="live", className="live"),
                         ],
                         className="title-row",
@@ -84,7 +87,7 @@ def status_page(kind: str, message: str, storage_url: str) -> html.Div:
     return html.Div(
         [
             html.H2("No study to show yet"),
-            html.P(f"The storage {storage_url} {where}. Start a search:"),
+            html.P(f"The storage {redact(storage_url)} {where}. Start a search:"),
             html.Pre(CREATE_COMMAND, className="command"),
             html.P(
                 "Keep this page open: it checks the storage every few seconds and shows the "

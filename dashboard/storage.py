@@ -1,9 +1,7 @@
-"""Open an Optuna storage for reading only, and keep what was read.
+"""The app's handle on its storage: the storage's status, its studies, and what was read.
 
-The dashboard never creates tables or files: a sqlite URL is checked on disk first (a missing
-file stays missing) and then opened through SQLite's read-only mode, so not even a stray
-journal can change it. Other SQLAlchemy URLs (PostgreSQL, MySQL) are inspected for Optuna's
-tables before Optuna is let near them, and Optuna is told to skip table creation.
+Checking and opening are `nas.storage`'s (one rule for what an Optuna storage is, read-only
+opening); this module keeps what the app has read, so polling an unchanged storage is cheap.
 """
 
 from __future__ import annotations
@@ -11,31 +9,22 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
 
 import optuna
-import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-# The tables any Optuna RDB storage has; a database without them is someone else's.
-OPTUNA_TABLES = frozenset(
-    {"studies", "study_directions", "study_user_attributes", "trials", "trial_values",
-     "trial_params", "trial_user_attributes", "version_info"}
-)  # fmt: skip
-CREATE_COMMAND = "python -m nas.search --space inception_to_xception --trials 200"
-
-OK, MISSING, EMPTY, INVALID = "ok", "missing", "empty", "invalid"
-
-
-class StorageStatus(NamedTuple):
-    """What a storage URL points at: ok, missing (no file yet), empty (no study), invalid."""
-
-    kind: str
-    message: str
+from nas.storage import (
+    INVALID,
+    MISSING,
+    OK,
+    StorageError,
+    StorageStatus,
+    check_storage,
+    open_read_only,
+    sqlite_path,
+)
 
 
 class StudyInfo(NamedTuple):
@@ -45,79 +34,6 @@ class StudyInfo(NamedTuple):
     directions: tuple[str, ...]
     objectives: tuple[str, ...]
     attrs: dict
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a sqlite URL (absolute), or None for other URLs and :memory:."""
-    parsed = sqlalchemy.engine.make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
-    return Path(database).expanduser().resolve()
-
-
-def read_only_url(url: str) -> str:
-    """The URL to open: a sqlite file in SQLite's read-only URI mode, other URLs unchanged."""
-    path = sqlite_path(url)
-    if path is None:
-        return url
-    return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
-
-
-def check_storage(url: str) -> StorageStatus:
-    """Look at a storage without changing it: is it an Optuna database with studies in it?"""
-    try:
-        path = sqlite_path(url)
-    except sqlalchemy.exc.ArgumentError:
-        return StorageStatus(INVALID, f"{url!r} is not a database URL (e.g. sqlite:///studies.db)")
-    if path is not None:
-        if not path.exists():
-            return StorageStatus(MISSING, f"{path} does not exist yet")
-        if path.is_dir():
-            return StorageStatus(INVALID, f"{path} is a directory, not an Optuna database")
-        if path.stat().st_size == 0:
-            return StorageStatus(EMPTY, f"{path} is empty")
-        with path.open("rb") as file:
-            if file.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                return StorageStatus(INVALID, f"{path} is not an SQLite database")
-    engine = None
-    try:
-        engine = sqlalchemy.create_engine(read_only_url(url))
-        tables = set(sqlalchemy.inspect(engine).get_table_names())
-        if not tables:
-            return StorageStatus(EMPTY, "the database has no tables yet")
-        missing = OPTUNA_TABLES - tables
-        if missing:
-            return StorageStatus(
-                INVALID,
-                f"{url} is not an Optuna storage: it has tables {', '.join(sorted(tables))} "
-                f"but not {', '.join(sorted(missing))}",
-            )
-        with engine.connect() as connection:
-            studies = connection.execute(sqlalchemy.text("SELECT COUNT(*) FROM studies"))
-            if studies.scalar() == 0:
-                return StorageStatus(EMPTY, "the storage has no study yet")
-    except ImportError as error:
-        return StorageStatus(INVALID, f"no database driver for {url}: {error}")
-    except sqlalchemy.exc.SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        return StorageStatus(INVALID, f"cannot read {url}: {reason}")
-    finally:
-        if engine is not None:
-            engine.dispose()
-    return StorageStatus(OK, url)
-
-
-def open_storage(url: str) -> RDBStorage:
-    """An Optuna storage on `url` that neither creates tables nor (for sqlite) writes at all.
-
-    Call `check_storage` first: this one assumes an Optuna database is there.
-    """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    return RDBStorage(read_only_url(url), skip_table_creation=True)
 
 
 def _study_info(frozen) -> StudyInfo:
@@ -143,7 +59,10 @@ class StorageReader:
         self._file_stamp: tuple | None = None
 
     def _stamp(self) -> tuple | None:
-        path = sqlite_path(self.url) if self._status.kind != INVALID else None
+        try:
+            path = sqlite_path(self.url)
+        except StorageError:
+            return None
         if path is None or not path.exists():
             return None
         stat = path.stat()
@@ -162,10 +81,13 @@ class StorageReader:
                 self._storage.engine.dispose()
                 self._storage = None
             if self._status.kind == OK:
+                # The page shows what matters; Optuna's and Alembic's notes would only be noise.
+                optuna.logging.set_verbosity(optuna.logging.WARNING)
+                logging.getLogger("alembic").setLevel(logging.WARNING)
                 try:
-                    self._storage = open_storage(self.url)
-                except Exception as error:  # noqa: BLE001 - any failure here is a bad storage
-                    self._status = StorageStatus(INVALID, f"cannot open {self.url}: {error}")
+                    self._storage = open_read_only(self.url)
+                except StorageError as error:
+                    self._status = StorageStatus(INVALID, str(error))
             return self._status
 
     def studies(self) -> list[StudyInfo]:

@@ -8,9 +8,9 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from nas._study import counts_toward_target, redact
+from nas._study import counts_toward_target
 from nas.pareto import hypervolume, pareto_indices
-from nas.storage import DEFAULT_STORAGE
+from nas.storage import DEFAULT_STORAGE, redact
 
 
 def completed_points(trials) -> list[optuna.trial.FrozenTrial]:

@@ -27,7 +27,6 @@ import contextlib
 import io
 import math
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
 from nas._cli import fail
-from nas.storage import DEFAULT_STORAGE
+from nas.storage import DEFAULT_STORAGE, load_study
 
 PICKS = ("best", "knee", "smallest")
 EXIT_TRAINING_FAILED = 1
@@ -69,14 +68,17 @@ def generate_code(
     )
 
 
-def code_for_trial(storage_url: str, study_name: str, trial_number: int) -> str:
+def code_for_trial(study: optuna.Study, trial_number: int) -> str:
     """The exported file of one complete trial (what the dashboard's download button serves).
 
+    Args:
+        study: the study, read from any storage (`nas.storage.load_study` opens one by name).
+        trial_number: the trial to export.
+
     Raises:
-        ValueError: for a missing or foreign storage, an unknown study or trial, or a trial
-            that did not complete; the message is one line for the user.
+        ValueError: for an unknown trial or one that did not complete; the message is one
+            line for the user.
     """
-    study = open_study(storage_url, study_name)
     trial = completed_trial(study, trial_number)
     arch, input_shape, num_classes = trial_network(study, trial)
     return generate_code(
@@ -85,44 +87,6 @@ def code_for_trial(storage_url: str, study_name: str, trial_number: int) -> str:
         num_classes=num_classes,
         provenance=provenance_of(study, trial),
     )
-
-
-# --- reading the storage ---------------------------------------------------------------------
-
-
-def open_study(storage_url: str, study_name: str) -> optuna.Study:
-    """An existing study; never creates a storage, a table or a study.
-
-    Raises:
-        ValueError: a storage that is missing or not an Optuna database, or no such study.
-    """
-    from optuna.storages import RDBStorage
-
-    from nas._study import OPTUNA_TABLES, StorageError, check_sqlite_file, redact, sqlite_path
-
-    path = sqlite_path(storage_url)
-    if path is not None:
-        if not path.is_file():
-            raise StorageError(f"no storage at {path}: run nas.search first or give --storage")
-        check_sqlite_file(path)
-        uri = path.resolve().as_uri() + "?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        if not OPTUNA_TABLES <= tables:
-            raise StorageError(f"{path} is not an Optuna storage (it holds no studies table)")
-    try:
-        storage = RDBStorage(storage_url, skip_table_creation=True)
-        names = optuna.get_all_study_names(storage)
-    except Exception as error:  # SQLAlchemy and Optuna raise many kinds; one line suffices
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StorageError(f"cannot read storage {redact(storage_url)}: {reason}") from None
-    if study_name not in names:
-        listed = ", ".join(repr(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
-        raise ValueError(
-            f"no study {study_name!r} in {redact(storage_url)}"
-            + (f"; it holds {listed}" if names else "; it holds no studies")
-        )
-    return optuna.load_study(study_name=study_name, storage=storage)
 
 
 def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
@@ -327,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     outputs = _checked_outputs(args)
-    study = open_study(args.storage, args.study)
+    study = load_study(args.storage, args.study)
     if args.trial is not None:
         trial, pick = completed_trial(study, args.trial), None
     else:

@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 
-from nas.storage import DEFAULT_STORAGE
+from nas.storage import DEFAULT_STORAGE, open_storage, redact
 
 EXIT_INTERRUPTED = 130
 SAMPLERS = ("nsga2", "tpe", "random")
@@ -114,7 +114,6 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     import search_spaces
     from nas import data as data_module
     from nas._cli import budget_option
-    from nas._study import open_storage, redact
     from nas.train import DEFAULT_RECIPE, Budget, resolve_device
 
     if args.list_spaces:
@@ -309,7 +308,6 @@ def _sampler(name: str, seed: int, trials: int):
 
 def _search(study, storage, args, argv, settings, data, budget, device, heartbeat_s) -> int:
     from nas._report import Progress, summary
-    from nas._study import redact
 
     progress = Progress(study, args.trials)
     print(

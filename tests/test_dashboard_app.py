@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import sqlite3
 import subprocess
 import sys
-import types
 
 import pytest
+from optuna.trial import TrialState
 
 from dashboard import callbacks, create_app
 from dashboard.__main__ import main
-from dashboard.app import find_exporter
 from dashboard.data import FrameCache
+from dashboard.layout import CREATE_COMMAND
 from dashboard.plot_data import fronts_data, spectrum_data
-from dashboard.storage import CREATE_COMMAND, StorageReader
+from dashboard.storage import StorageReader
 from tests.dashboard_fixtures import build_study, shared_study
 
 
@@ -148,35 +147,32 @@ def test_figure_views_follow_the_selection(cache):
     assert callbacks.importance_view(cache, ["demo"], memo) is not None  # served from memo
 
 
-def test_download_calls_the_exporter_with_the_storage_and_trial():
+def test_download_serves_the_exporters_file_of_the_trial(cache, monkeypatch):
+    data, error = callbacks.download_view(cache, "?study=demo&number=5")
+    assert error == "" and data["filename"] == "demo_trial5.py"
+    namespace: dict = {}
+    exec(compile(data["content"], "<download>", "exec"), namespace)
+    assert namespace["ARCH"] == cache.reader.study("demo").trials[5].user_attrs["arch"]
+
     calls = []
-
-    def exporter(url, study, number):
-        calls.append((url, study, number))
-        return "import torch\n"
-
-    data, error = callbacks.download_view(exporter, "sqlite:///x.db", "?study=s&number=3")
-    assert calls == [("sqlite:///x.db", "s", 3)] and error == ""
-    assert data["filename"] == "s_trial3.py" and data["content"] == "import torch\n"
-
-    def broken(*_):
-        raise ValueError("no such trial")
-
-    _, error = callbacks.download_view(broken, "sqlite:///x.db", "?study=s&number=3")
-    assert "no such trial" in error
+    monkeypatch.setattr(
+        callbacks, "code_for_trial", lambda study, number: calls.append((study, number)) or "x"
+    )
+    data, error = callbacks.download_view(cache, "?study=demo&number=3")
+    assert calls == [(cache.reader.study("demo"), 3)] and data["content"] == "x"
 
 
-def test_download_button_exists_only_with_an_exporter(monkeypatch, demo_url):
-    monkeypatch.setitem(sys.modules, "nas.export", None)
-    assert find_exporter() is None
-    app = create_app(demo_url)
-    assert not any("download" in key for key in app.callback_map)
+def test_download_errors_are_one_line_reasons(cache):
+    stopped = next(t for t in cache.reader.trials("demo") if t.state != TrialState.COMPLETE)
+    data, error = callbacks.download_view(cache, f"?study=demo&number={stopped.number}")
+    assert data is callbacks.no_update and error.startswith("export failed: ")
+    assert f"trial {stopped.number}" in error and len(error.splitlines()) == 1
+    _, error = callbacks.download_view(cache, "?study=nope&number=0")
+    assert error == "export failed: no study 'nope' in the storage"
+    assert callbacks.download_view(cache, "?study=demo")[1] == "no trial in the URL"
 
-    module = types.ModuleType("nas.export")
-    module.__spec__ = importlib.machinery.ModuleSpec("nas.export", None)
-    module.code_for_trial = lambda url, study, number: ""
-    monkeypatch.setitem(sys.modules, "nas.export", module)
-    assert find_exporter() is module.code_for_trial
+
+def test_the_app_always_offers_the_download(demo_url):
     app = create_app(demo_url)
     assert any("download.data" in key for key in app.callback_map)
     for graph, control in (("fronts-graph", "cost-axis"), ("spectrum-graph", "spectrum-by")):
@@ -196,7 +192,7 @@ def test_cli_refuses_a_text_file_in_one_line(tmp_path, capsys):
     assert main(["--storage", f"sqlite:///{path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
-    assert "not an SQLite database" in err
+    assert "not a SQLite database" in err
     assert fingerprint(path) == before
 
 

@@ -1,12 +1,10 @@
-"""The data step: storage checks, the trials frame, Pareto membership, derived tables."""
+"""The data step: the storage reader, the trials frame, Pareto membership, derived tables."""
 
 from __future__ import annotations
 
 import math
-import sqlite3
 
 import numpy as np
-import optuna
 import pytest
 
 from dashboard.data import (
@@ -21,17 +19,9 @@ from dashboard.data import (
     state_summary,
     trials_frame,
 )
-from dashboard.storage import (
-    EMPTY,
-    INVALID,
-    MISSING,
-    OK,
-    StorageReader,
-    StudyInfo,
-    check_storage,
-    read_only_url,
-)
+from dashboard.storage import StorageReader, StudyInfo
 from nas.pareto import hypervolume
+from nas.storage import OK
 from search_spaces import LANDMARKS
 from tests.dashboard_fixtures import (
     add_complete_trials,
@@ -47,10 +37,6 @@ INFO = StudyInfo("demo", ("maximize", "minimize"), ("val_acc", "macs"), study_at
 @pytest.fixture(scope="session")
 def demo_url(tmp_path_factory):
     return shared_study(tmp_path_factory, count=30, latency=True, running=1)
-
-
-def fingerprint(path):
-    return path.read_bytes(), path.stat().st_mtime_ns
 
 
 def test_pareto_mask_keeps_only_undominated_points():
@@ -170,44 +156,7 @@ def test_spectrum_positions_follow_segments_and_decoupling():
     assert order[-1] == "0.9-1.0" and set(done["position"]) == set(order)
 
 
-def test_storage_checks_never_create_or_change_files(tmp_path):
-    missing = tmp_path / "nothing.db"
-    assert check_storage(f"sqlite:///{missing}").kind == MISSING
-    assert not missing.exists()
-
-    text = tmp_path / "notes.txt"
-    text.write_text("not a database\n")
-    before = fingerprint(text)
-    status = check_storage(f"sqlite:///{text}")
-    assert status.kind == INVALID and "not an SQLite database" in status.message
-    assert fingerprint(text) == before
-
-    other = tmp_path / "other.db"
-    with sqlite3.connect(other) as connection:
-        connection.execute("CREATE TABLE people (name TEXT)")
-    before = fingerprint(other)
-    status = check_storage(f"sqlite:///{other}")
-    assert status.kind == INVALID and "people" in status.message
-    assert "not an Optuna storage" in status.message
-    reader = StorageReader(f"sqlite:///{other}")
-    assert reader.status().kind == INVALID and reader.studies() == []
-    assert fingerprint(other) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "other.db"]
-
-    assert check_storage("no scheme at all").kind == INVALID
-
-
-def test_empty_storages_are_reported_as_empty(tmp_path):
-    blank = tmp_path / "blank.db"
-    blank.touch()
-    assert check_storage(f"sqlite:///{blank}").kind == EMPTY
-    no_study = tmp_path / "tables.db"
-    optuna.storages.RDBStorage(f"sqlite:///{no_study}").engine.dispose()
-    assert check_storage(f"sqlite:///{no_study}").kind == EMPTY
-
-
 def test_reader_opens_sqlite_read_only(demo_url, tmp_path):
-    assert "mode=ro" in read_only_url(demo_url)
     reader = StorageReader(demo_url)
     assert reader.status().kind == OK
     [info] = reader.studies()

@@ -25,6 +25,7 @@ from nas._codegen import _docstring
 from nas.builder import stage_specs
 from nas.cost import count_cost
 from nas.export import code_for_trial, generate_code, pick_trial
+from nas.storage import load_study
 from search_spaces import LANDMARKS
 from tests.arch_samples import random_archs
 
@@ -352,21 +353,21 @@ def test_cli_exports_a_trial_with_its_provenance(storage, tmp_path):
     ):
         assert fact in docstring, fact
     # The same file as the dashboard's download, but for the line that says how it was picked.
-    assert code.split('"""', 2)[2] == code_for_trial(storage, "s", 3).split('"""', 2)[2]
+    download = code_for_trial(load_study(storage, "s"), 3)
+    assert code.split('"""', 2)[2] == download.split('"""', 2)[2]
 
 
-def test_code_for_trial_is_the_dashboard_api(storage, tmp_path):
-    code = code_for_trial(storage, "s", 0)
+def test_code_for_trial_is_the_dashboard_api(storage):
+    study = load_study(storage, "s")
+    code = code_for_trial(study, 0)
     namespace: dict = {}
     exec(compile(code, "<export>", "exec"), namespace)
     assert namespace["ARCH"] == TINY
     assert namespace["build_model"]()(torch.zeros(2, *DIGITS_SHAPE)).shape == (2, 10)
     with pytest.raises(ValueError, match="stopped early"):
-        code_for_trial(storage, "s", 1)
-    missing = tmp_path / "missing.db"
-    with pytest.raises(ValueError, match="no storage"):
-        code_for_trial(f"sqlite:///{missing}", "s", 0)
-    assert not missing.exists()
+        code_for_trial(study, 1)
+    with pytest.raises(ValueError, match="no trial 9"):
+        code_for_trial(study, 9)
 
 
 # --- nothing from the storage becomes code ---------------------------------------------------
@@ -387,7 +388,7 @@ def test_storage_values_cannot_inject_code(tmp_path):
         )
     paths = []
     for index, hostile in enumerate(HOSTILE):
-        code = code_for_trial(url, hostile, 0)
+        code = code_for_trial(load_study(url, hostile), 0)
         tree = ast.parse(code)
         # The file holds a docstring and definitions only: no statement of the storage's making.
         assert [type(node).__name__ for node in tree.body[:2]] == ["Expr", "ImportFrom"]
