@@ -44,6 +44,10 @@ def _number(value) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
     """One trial as a flat record (accuracy and costs from values, else from user attrs)."""
     record = TrialRecord.from_trial(trial)
@@ -51,7 +55,7 @@ def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
     start, complete = trial.datetime_start, trial.datetime_complete
 
     def objective(name: str) -> float:
-        return _number(objective_value(trial, name, info.objectives))
+        return _or_nan(objective_value(trial, name, info.objectives))
 
     return {
         "study": info.name,
@@ -60,20 +64,20 @@ def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
         "val_acc": objective("val_acc"),
         "last_acc": _number(curve[-1]) if curve else math.nan,
         "macs": objective("macs"),
-        "params": _number(record.params),
+        "params": _or_nan(record.params),
         "latency_ms": objective("latency_ms"),
-        "decoupling": _number(record.decoupling),
+        "decoupling": _or_nan(record.decoupling),
         "arch": record.arch or "",
         # A space that sweeps one shared segments knob stores it as a param: the request, before
         # narrow stages lower it; otherwise spectrum_frame derives it from the architecture.
         "segments": str(trial.params.get("segments", "")),
         "landmark": record.landmark or "",
-        "duplicate_of": _number(record.duplicate_of),
-        "pruned_at_epoch": _number(record.pruned_at_epoch),
+        "duplicate_of": _or_nan(record.duplicate_of),
+        "pruned_at_epoch": _or_nan(record.pruned_at_epoch),
         "constraint": record.constraint or "",
         "skipped": is_skipped(trial),
         "failure": record.failure or "",
-        "train_seconds": _number(record.train_seconds),
+        "train_seconds": _or_nan(record.train_seconds),
         "datetime_start": start,
         "datetime_complete": complete,
         "duration_s": (complete - start).total_seconds() if start and complete else math.nan,

@@ -39,22 +39,21 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
 
     See the module docstring for the rule: equal points are all kept.
     """
-    valid = [i for i, point in enumerate(points) if all(map(math.isfinite, point))]
-    order = sorted(valid, key=lambda i: (points[i][1], -points[i][0], i))
+    # Cost up, then accuracy down, then index: each cost's most accurate points come first.
+    ranked = sorted(
+        (cost, -accuracy, index)
+        for index, (accuracy, cost) in enumerate(points)
+        if math.isfinite(accuracy) and math.isfinite(cost)
+    )
     front: list[int] = []
     best_cheaper = -math.inf  # the best accuracy among strictly cheaper points
-    start = 0
-    while start < len(order):
-        # The points of one cost, most accurate first: those equal to the first are on the
-        # front when it beats every cheaper point.
-        cost, top = points[order[start]][1], points[order[start]][0]
-        stop = start
-        while stop < len(order) and points[order[stop]][1] == cost:
-            if top > best_cheaper and points[order[stop]][0] == top:
-                front.append(order[stop])
-            stop += 1
-        best_cheaper = max(best_cheaper, top)
-        start = stop
+    group_cost, group_top = None, -math.inf
+    for cost, negated, index in ranked:
+        if cost != group_cost:
+            best_cheaper = max(best_cheaper, group_top)
+            group_cost, group_top = cost, -negated
+        if -negated == group_top and group_top > best_cheaper:
+            front.append(index)
     return front
 
 

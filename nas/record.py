@@ -70,7 +70,17 @@ class TrialRecord:
     @classmethod
     def from_attrs(cls, attrs: Mapping) -> TrialRecord:
         """The record of stored attributes; unknown keys are ignored, unusable values are None."""
-        return cls(**{name: _read(attrs, name) for name in KEYS})
+        read = {}
+        for key, value in attrs.items():
+            reader = _READERS.get(key)
+            if reader is not None and value is not None:
+                read[key] = reader(value)
+        # The readers already return each field's type, so the fields are filled in directly:
+        # the dashboard reads every trial of a study at each change (thousands), and the
+        # dataclass __init__ would double the cost of that.
+        record = object.__new__(cls)
+        record.__dict__.update(_EMPTY, **read)
+        return record
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -84,6 +94,7 @@ class TrialRecord:
 
 
 KEYS = tuple(field.name for field in fields(TrialRecord))
+_EMPTY = dict.fromkeys(KEYS)
 _SEQUENCES = {"val_acc_curve", "train_loss_curve", "retry_history"}
 # What every trial that counts toward --trials stores (trained, early-stopped or reused): the
 # network, its cost and budget, the validation curve and the training time.
@@ -130,7 +141,10 @@ def _integer(value) -> int | None:
 
 def _curve(value) -> tuple[float, ...] | None:
     # Curves keep NaN and infinity: a diverged run's loss is worth seeing.
-    if not isinstance(value, (list, tuple)) or not all(map(_is_number, value)):
+    if not isinstance(value, (list, tuple)):
+        return None
+    # The set of types is the quick test for what JSON gives back; the second one is exact.
+    if not set(map(type, value)) <= {float, int} and not all(map(_is_number, value)):
         return None
     return tuple(map(float, value))
 
@@ -148,6 +162,8 @@ def _is_number(value) -> bool:
 
 def finite(value) -> float | None:
     """`value` as a float when it is a finite number, else None."""
+    if type(value) is float:  # the common case, first
+        return value if math.isfinite(value) else None
     if not _is_number(value) or not math.isfinite(value):
         return None
     return float(value)
@@ -195,13 +211,13 @@ def objective_value(
     The trial's values come first (matched to the study's `objectives` by position); the user
     attribute of the same name is the fallback, so pruned trials still have their costs.
     """
-    if trial.values and name in objectives:
+    values = trial.values
+    if values and name in objectives:
         index = list(objectives).index(name)
-        if index < len(trial.values):
-            value = finite(trial.values[index])
-            if value is not None:
-                return value
-    return finite(_read(trial.user_attrs, name)) if name in KEYS else None
+        value = finite(values[index]) if index < len(values) else None
+        if value is not None:
+            return value
+    return finite(_read(trial.user_attrs, name)) if name in _READERS else None
 
 
 def trial_accuracy(
