@@ -134,7 +134,7 @@ def _wait_for_study(url: str, process: subprocess.Popen) -> None:
 def _trial_time(url: str, trials: int) -> dict:
     import optuna
 
-    from nas._study import counts_toward_target
+    from nas.record import counts_toward_target
 
     study = optuna.load_study(study_name=STUDY, storage=url)
     counted = [t for t in study.trials if counts_toward_target(t)]

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dashboard.storage import StorageReader, StudyInfo
 from nas.pareto import hypervolume, pareto_indices
+from nas.record import TrialRecord, is_skipped, objective_value
 
 # Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
 COST_COLUMNS = ("macs", "params", "latency_ms")
@@ -30,7 +31,7 @@ MIN_IMPORTANCE_TRIALS = 8
 COLUMNS = [
     "study", "number", "state", "val_acc", "last_acc", "macs", "params", "latency_ms",
     "decoupling", "arch", "segments", "landmark", "duplicate_of", "pruned_at_epoch", "constraint",
-    "failure", "train_seconds", "datetime_start", "datetime_complete", "duration_s",
+    "skipped", "failure", "train_seconds", "datetime_start", "datetime_complete", "duration_s",
 ]  # fmt: skip
 
 
@@ -43,32 +44,40 @@ def _number(value) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
     """One trial as a flat record (accuracy and costs from values, else from user attrs)."""
-    attrs = trial.user_attrs
-    values = dict(zip(info.objectives, trial.values or ())) if trial.values else {}
-    curve = attrs.get("val_acc_curve") or list(trial.intermediate_values.values())
+    record = TrialRecord.from_trial(trial)
+    curve = record.val_acc_curve or list(trial.intermediate_values.values())
     start, complete = trial.datetime_start, trial.datetime_complete
+
+    def objective(name: str) -> float:
+        return _or_nan(objective_value(trial, name, info.objectives))
+
     return {
         "study": info.name,
         "number": trial.number,
         "state": trial.state.name,
-        "val_acc": _number(values.get("val_acc")),
+        "val_acc": objective("val_acc"),
         "last_acc": _number(curve[-1]) if curve else math.nan,
-        "macs": _number(attrs.get("macs", values.get("macs"))),
-        "params": _number(attrs.get("params")),
-        "latency_ms": _number(attrs.get("latency_ms", values.get("latency_ms"))),
-        "decoupling": _number(attrs.get("decoupling")),
-        "arch": str(attrs.get("arch", "")),
+        "macs": objective("macs"),
+        "params": _or_nan(record.params),
+        "latency_ms": objective("latency_ms"),
+        "decoupling": _or_nan(record.decoupling),
+        "arch": record.arch or "",
         # A space that sweeps one shared segments knob stores it as a param: the request, before
         # narrow stages lower it; otherwise spectrum_frame derives it from the architecture.
         "segments": str(trial.params.get("segments", "")),
-        "landmark": str(attrs.get("landmark") or ""),
-        "duplicate_of": _number(attrs.get("duplicate_of")),
-        "pruned_at_epoch": _number(attrs.get("pruned_at_epoch")),
-        "constraint": str(attrs.get("constraint") or ""),
-        "failure": str(attrs.get("failure") or ""),
-        "train_seconds": _number(attrs.get("train_seconds")),
+        "landmark": record.landmark or "",
+        "duplicate_of": _or_nan(record.duplicate_of),
+        "pruned_at_epoch": _or_nan(record.pruned_at_epoch),
+        "constraint": record.constraint or "",
+        "skipped": is_skipped(trial),
+        "failure": record.failure or "",
+        "train_seconds": _or_nan(record.train_seconds),
         "datetime_start": start,
         "datetime_complete": complete,
         "duration_s": (complete - start).total_seconds() if start and complete else math.nan,
@@ -95,26 +104,14 @@ def _decoupling(arch_text: str) -> float:
 
 
 def pareto_mask(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
-    """True where no other point has cost <= and accuracy >= with one of them strict.
+    """True where a point is on the front by nas.pareto's rule, the one the search prints.
 
-    NaN points are never on the front. Equal points (a duplicate's reused result) both are.
+    No other point has cost <= and accuracy >= with one of them strict; NaN points are never
+    on the front; equal points (a duplicate's reused result) all are.
     """
     cost, accuracy = np.asarray(cost, float), np.asarray(accuracy, float)
     mask = np.zeros(len(cost), bool)
-    valid = np.flatnonzero(np.isfinite(cost) & np.isfinite(accuracy))
-    order = valid[np.lexsort((-accuracy[valid], cost[valid]))]  # cost up, accuracy down
-    best_cheaper = -math.inf  # best accuracy among strictly cheaper points
-    start = 0
-    while start < len(order):
-        stop = start
-        while stop < len(order) and cost[order[stop]] == cost[order[start]]:
-            stop += 1
-        group = order[start:stop]
-        top = accuracy[group[0]]
-        if top > best_cheaper:
-            mask[group[accuracy[group] == top]] = True
-            best_cheaper = top
-        start = stop
+    mask[pareto_indices(list(zip(accuracy.tolist(), cost.tolist())))] = True
     return mask
 
 
@@ -209,9 +206,7 @@ def hypervolume_series(frame: pd.DataFrame) -> pd.DataFrame:
 
 def state_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Trials per study and state (constraint-skipped PRUNED trials counted as SKIPPED)."""
-    state = frame["state"].where(
-        ~((frame["state"] == "PRUNED") & (frame["constraint"] != "")), "SKIPPED"
-    )
+    state = frame["state"].where(~frame["skipped"].astype(bool), "SKIPPED")
     counts = frame.assign(state=state).groupby(["study", "state"], sort=False).size()
     return counts.rename("trials").reset_index()
 
@@ -228,7 +223,7 @@ def time_spent(frame: pd.DataFrame) -> pd.DataFrame:
 def state_summary(frame: pd.DataFrame) -> str:
     """'42 trials: 30 complete, 8 pruned (2 skipped by a constraint), 3 failed, 1 running'."""
     counts = frame["state"].value_counts()
-    skipped = int(((frame["state"] == "PRUNED") & (frame["constraint"] != "")).sum())
+    skipped = int(frame["skipped"].astype(bool).sum())
     parts = [f"{int(counts.get('COMPLETE', 0))} complete"]
     pruned = f"{int(counts.get('PRUNED', 0))} pruned"
     parts.append(pruned + (f" ({skipped} skipped by a constraint)" if skipped else ""))

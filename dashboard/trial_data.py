@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial
 from dashboard.storage import StudyInfo
 from nas import Arch, Stage
 from nas._channels import branch_widths, factorized_kernels, resolve_groups, spatial_conv_shapes
+from nas.record import TrialRecord, objective_value
 
 
 class Op(NamedTuple):
@@ -66,12 +67,12 @@ def si(value: float, unit: str = "") -> str:
 
 def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
     """What the trial page shows, from the trial and its study's attributes."""
-    attrs = trial.user_attrs
-    values = dict(zip(info.objectives, trial.values or ()))
-    macs = attrs.get("macs", values.get("macs"))
+    record = TrialRecord.from_trial(trial)
+    accuracy = objective_value(trial, "val_acc", info.objectives)
+    macs = objective_value(trial, "macs", info.objectives)
     facts: list[tuple[str, str]] = [("state", trial.state.name)]
-    if "val_acc" in values:
-        facts.append(("validation accuracy", f"{values['val_acc']:.4f}"))
+    if accuracy is not None:
+        facts.append(("validation accuracy", f"{accuracy:.4f}"))
     if macs is not None:
         facts.append(("MACs", f"{si(macs)} multiply-accumulates (= {si(2 * macs)} FLOPs)"))
     optional = [
@@ -88,19 +89,19 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         ("device", "device", str),
     ]
     for key, label, show in optional:
-        if attrs.get(key) is not None:
-            facts.append((label, show(attrs[key])))
+        value = getattr(record, key)
+        if value is not None:
+            facts.append((label, show(value)))
     shape = info.attrs.get("input_shape")
-    pruned_at = attrs.get("pruned_at_epoch")
     return TrialDetails(
         study=info.name,
         number=trial.number,
         state=trial.state.name,
-        arch=str(attrs.get("arch", "")),
+        arch=record.arch or "",
         facts=tuple(facts),
-        val_curve=tuple(float(v) for v in attrs.get("val_acc_curve") or ()),
-        loss_curve=tuple(float(v) for v in attrs.get("train_loss_curve") or ()),
-        pruned_at=int(pruned_at) if pruned_at is not None else None,
+        val_curve=record.val_acc_curve or (),
+        loss_curve=record.train_loss_curve or (),
+        pruned_at=record.pruned_at_epoch,
         input_shape=tuple(int(size) for size in shape) if shape else None,
         num_classes=int(info.attrs.get("num_classes") or 10),
     )

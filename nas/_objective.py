@@ -14,6 +14,7 @@ from nas.builder import build_model
 from nas.cost import count_cost, measure_latency
 from nas.data import Dataset
 from nas.pruning import DominancePruner, PeerCurve
+from nas.record import TrialRecord, is_skipped, read_attr, store
 from nas.train import Budget, train
 
 
@@ -43,16 +44,16 @@ class Objective:
         try:
             return self._run(trial)
         except KeyboardInterrupt:
-            trial.set_user_attr("failure", "interrupted (Ctrl-C or SIGINT)")
+            store(trial.set_user_attr, failure="interrupted (Ctrl-C or SIGINT)")
             raise
         except torch.cuda.OutOfMemoryError:
-            trial.set_user_attr("failure", "out of memory on " + self.device)
+            store(trial.set_user_attr, failure="out of memory on " + self.device)
             raise TrialFailed("out of memory") from None
         except RuntimeError as error:
             if "out of memory" in str(error).lower():
-                trial.set_user_attr("failure", "out of memory on " + self.device)
+                store(trial.set_user_attr, failure="out of memory on " + self.device)
                 raise TrialFailed("out of memory") from None
-            trial.set_user_attr("failure", f"error: {str(error).splitlines()[0][:300]}")
+            store(trial.set_user_attr, failure=f"error: {str(error).splitlines()[0][:300]}")
             raise TrialFailed(str(error)) from None
         finally:
             self.overhead_seconds += time.perf_counter() - start
@@ -61,19 +62,20 @@ class Objective:
         arch: Arch = self.space.sample(trial)
         text = str(arch)
         cost = count_cost(arch, self.data.input_shape, self.data.num_classes)
-        trial.set_user_attr("arch", text)
-        trial.set_user_attr("macs", cost.macs)
-        trial.set_user_attr("params", cost.params)
-        trial.set_user_attr("decoupling", round(decoupling_degree(arch), 4))
-        trial.set_user_attr("budget", str(self.budget))
-        trial.set_user_attr("device", self.device)
-        if self.landmark_names and text in self.landmark_names:
-            trial.set_user_attr("landmark", self.landmark_names[text])
+        store(
+            trial.set_user_attr,
+            arch=text,
+            macs=cost.macs,
+            params=cost.params,
+            decoupling=round(decoupling_degree(arch), 4),
+            budget=str(self.budget),
+            device=self.device,
+            landmark=(self.landmark_names or {}).get(text),
+        )
 
         if self.max_mmacs is not None and cost.macs > self.max_mmacs * 1e6:
-            trial.set_user_attr(
-                "constraint", f"{cost.macs / 1e6:.2f} MMACs > --max-mmacs {self.max_mmacs:g}"
-            )
+            limit = f"{cost.macs / 1e6:.2f} MMACs > --max-mmacs {self.max_mmacs:g}"
+            store(trial.set_user_attr, constraint=limit)
             raise optuna.TrialPruned()
 
         finished = trial.study.get_trials(
@@ -95,7 +97,7 @@ class Objective:
             repeats=7,
             cpu_threads=1,
         )[1]
-        trial.set_user_attr("latency_ms", round(latency, 4))
+        store(trial.set_user_attr, latency_ms=round(latency, 4))
 
         peers = _peers(finished)
         total_epochs = self.budget.epochs
@@ -104,7 +106,7 @@ class Objective:
         def on_epoch(epoch: int, accuracy: float) -> bool:
             curve.append(accuracy)
             # Stored every epoch so a pruned or interrupted trial keeps its curve.
-            trial.set_user_attr("val_acc_curve", list(curve))
+            store(trial.set_user_attr, val_acc_curve=curve)
             return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
 
         model = build_model(arch, self.data.in_channels, self.data.num_classes)
@@ -116,15 +118,18 @@ class Objective:
         self.work_seconds += elapsed
         self.overhead_seconds -= elapsed
         del model
-        trial.set_user_attr("val_acc_curve", result.val_acc_curve)
-        trial.set_user_attr("train_loss_curve", [round(x, 5) for x in result.train_loss_curve])
-        trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
-        trial.set_user_attr("eval_seconds", round(result.eval_seconds, 3))
+        store(
+            trial.set_user_attr,
+            val_acc_curve=result.val_acc_curve,
+            train_loss_curve=[round(x, 5) for x in result.train_loss_curve],
+            train_seconds=round(result.train_seconds, 3),
+            eval_seconds=round(result.eval_seconds, 3),
+        )
         if result.failure:
-            trial.set_user_attr("failure", result.failure)
+            store(trial.set_user_attr, failure=result.failure)
             raise TrialFailed(result.failure)
         if result.stopped_early:
-            trial.set_user_attr("pruned_at_epoch", len(result.val_acc_curve))
+            store(trial.set_user_attr, pruned_at_epoch=len(result.val_acc_curve))
             raise optuna.TrialPruned()
         return self._values(result.val_acc, cost.macs, latency)
 
@@ -134,23 +139,28 @@ class Objective:
 
     def _reuse(self, trial: optuna.Trial, previous) -> tuple[float, ...]:
         """A duplicate architecture takes the earlier result instead of training again."""
-        source = previous.user_attrs.get("duplicate_of", previous.number)
-        trial.set_user_attr("duplicate_of", source)
-        for key in ("val_acc_curve", "train_loss_curve", "latency_ms", "pruned_at_epoch"):
-            if key in previous.user_attrs:
-                trial.set_user_attr(key, previous.user_attrs[key])
-        trial.set_user_attr("train_seconds", 0.0)
+        original = TrialRecord.from_trial(previous)
+        source = original.duplicate_of if original.is_duplicate else previous.number
+        store(
+            trial.set_user_attr,
+            duplicate_of=source,
+            val_acc_curve=original.val_acc_curve,
+            train_loss_curve=original.train_loss_curve,
+            latency_ms=original.latency_ms,
+            pruned_at_epoch=original.pruned_at_epoch,
+            train_seconds=0.0,
+        )
         if previous.state == TrialState.PRUNED:
             raise optuna.TrialPruned()
         accuracy = previous.values[0]
-        latency = previous.user_attrs.get("latency_ms", 0.0)
-        return self._values(accuracy, previous.user_attrs["macs"], latency)
+        latency = original.latency_ms if original.latency_ms is not None else 0.0
+        return self._values(accuracy, original.macs, latency)
 
 
 def _finished_with_arch(finished, text: str):
     """An earlier finished trial of the same architecture (skipped ones never trained)."""
     for other in finished:
-        if other.user_attrs.get("arch") == text and "constraint" not in other.user_attrs:
+        if read_attr(other, "arch") == text and not is_skipped(other):
             return other
     return None
 
@@ -159,7 +169,7 @@ def _peers(finished) -> list[PeerCurve]:
     """The finished trials the pruning rule compares against (duplicates would count twice)."""
     peers = []
     for other in finished:
-        curve = other.user_attrs.get("val_acc_curve")
-        if curve and "macs" in other.user_attrs and "duplicate_of" not in other.user_attrs:
-            peers.append(PeerCurve(int(other.user_attrs["macs"]), tuple(curve)))
+        curve, macs = read_attr(other, "val_acc_curve"), read_attr(other, "macs")
+        if curve and macs is not None and read_attr(other, "duplicate_of") is None:
+            peers.append(PeerCurve(macs, curve))
     return peers

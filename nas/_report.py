@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import optuna
 from optuna.trial import TrialState
 
-from nas._study import counts_toward_target
 from nas.pareto import hypervolume, pareto_indices
+from nas.record import TrialRecord, counts_toward_target, trial_accuracy, trial_macs
 from nas.storage import DEFAULT_STORAGE, redact
 
 
-def completed_points(trials) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
-
-
-def _point(trial) -> tuple[float, float]:
-    return trial.values[0], trial.user_attrs.get("macs", trial.values[1])
+def completed_points(trials) -> list[tuple[optuna.trial.FrozenTrial, float, float]]:
+    """(trial, accuracy, MACs) of the complete trials that have both."""
+    points = []
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            accuracy, macs = trial_accuracy(trial), trial_macs(trial)
+            if accuracy is not None and macs is not None:
+                points.append((trial, accuracy, macs))
+    return points
 
 
 def front_trials(trials) -> list[optuna.trial.FrozenTrial]:
-    """Complete trials on the accuracy-MACs Pareto front, cheapest first."""
+    """Complete trials on the accuracy-MACs Pareto front, cheapest first (equal ones all)."""
     complete = completed_points(trials)
-    return [complete[i] for i in pareto_indices([_point(t) for t in complete])]
+    return [complete[i][0] for i in pareto_indices([point[1:] for point in complete])]
 
 
 def study_hypervolume(trials) -> float:
-    return hypervolume([_point(t) for t in completed_points(trials)])
+    return hypervolume([point[1:] for point in completed_points(trials)])
 
 
 class Progress:
@@ -51,7 +55,7 @@ class Progress:
         new = done - self.start_count
         remaining = max(0, self.target - done)
         eta = f"{_clock(elapsed / new * remaining)}" if new > 0 else "?"
-        best = max((t.values[0] for t in completed_points(trials)), default=0.0)
+        best = max((accuracy for _, accuracy, _ in completed_points(trials)), default=0.0)
         pruned = sum(t.state == TrialState.PRUNED for t in trials)
         failed = sum(t.state == TrialState.FAIL for t in trials)
         return (
@@ -67,6 +71,10 @@ class Progress:
             self.last_line = line
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -78,13 +86,14 @@ def front_table(trials) -> str:
         f"{'trial':>5} {'val acc':>8} {'MMACs':>8} {'params':>9} {'lat ms':>7} {'decoup':>6}  arch"
     ]
     for trial in front_trials(trials):
-        attrs = trial.user_attrs
-        latency = attrs.get("latency_ms", float("nan"))
-        name = f" [{attrs['landmark']}]" if "landmark" in attrs else ""
+        record = TrialRecord.from_trial(trial)
+        name = f" [{record.landmark}]" if record.landmark is not None else ""
+        if record.is_duplicate:
+            name += f" (duplicate of trial {record.duplicate_of})"
         rows.append(
-            f"{trial.number:>5} {trial.values[0]:>8.4f} {attrs.get('macs', 0) / 1e6:>8.3f} "
-            f"{attrs.get('params', 0):>9,} {latency:>7.2f} "
-            f"{attrs.get('decoupling', float('nan')):>6.2f}  {attrs.get('arch', '?')}{name}"
+            f"{trial.number:>5} {trial_accuracy(trial):>8.4f} {trial_macs(trial) / 1e6:>8.3f} "
+            f"{_or(record.params, 0):>9,} {_or(record.latency_ms, math.nan):>7.2f} "
+            f"{_or(record.decoupling, math.nan):>6.2f}  {record.arch or '?'}{name}"
         )
     return "\n".join(rows)
 
@@ -95,7 +104,7 @@ def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
     for trial in trials:
         by_state[trial.state.name.lower()] += 1
     counts = ", ".join(f"{count} {name}" for name, count in by_state.items() if count)
-    train_s = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
+    train_s = sum(_or(TrialRecord.from_trial(t).train_seconds, 0.0) for t in trials)
     # The password stays out of logs: the hint shows *** where it goes.
     default = storage_url == DEFAULT_STORAGE
     storage_arg = "" if default else f" --storage '{redact(storage_url)}'"

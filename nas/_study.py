@@ -9,7 +9,6 @@ import time
 
 import optuna
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
 
 from nas.storage import StorageError
 
@@ -98,15 +97,3 @@ def check_compatible(study: optuna.Study, wanted: dict) -> None:
                 f"study {study.study_name!r} was run with {key}={stored[key]!r}, not "
                 f"{wanted[key]!r}: give another --study name or the same {key}"
             )
-
-
-def counts_toward_target(trial: FrozenTrial) -> bool:
-    """Finished trials that count for --trials: complete or early-stopped, not skipped."""
-    if trial.state == TrialState.COMPLETE:
-        return True
-    return trial.state == TrialState.PRUNED and "constraint" not in trial.user_attrs
-
-
-def finished_count(study: optuna.Study) -> int:
-    states = (TrialState.COMPLETE, TrialState.PRUNED)
-    return sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False, states=states))

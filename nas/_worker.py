@@ -15,13 +15,14 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from functools import partial
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from nas._objective import Objective, TrialFailed
-from nas._study import counts_toward_target
+from nas.record import TrialRecord, counts_toward_target, store
 
 MAX_RETRIES = 2  # a trial that kills its worker this often is given up (it fails for good)
 STORAGE_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # back-off before a lost database ends it
@@ -158,9 +159,9 @@ def fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None) -
     failed = []
     for trial_id, why in stale.items():
         try:
-            who = storage.get_trial(trial_id).user_attrs.get("worker", "its worker")
+            who = TrialRecord.from_trial(storage.get_trial(trial_id)).worker or "its worker"
             reason = f"worker lost: {who} sent {why} (killed, crashed or cut off)"
-            storage.set_trial_user_attr(trial_id, "failure", reason)
+            store(partial(storage.set_trial_user_attr, trial_id), failure=reason)
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(trial_id)
         except UpdateFinishedTrialError:
@@ -182,13 +183,12 @@ def grace_period_s(storage) -> int:
 def enqueue_retry(study: optuna.Study, dead) -> bool:
     """Enqueue a trial with the parameters of `dead`, unless it has been retried too often."""
     params = dead.params or dead.system_attrs.get("fixed_params") or {}
-    history = list(dead.user_attrs.get("retry_history", [])) + [dead.number]
+    record = TrialRecord.from_trial(dead)
+    history = [*(record.retry_history or ()), dead.number]
     if not params or len(history) > MAX_RETRIES:
         return False
-    keep = {k: v for k, v in dead.user_attrs.items() if k == "landmark"}
-    study.enqueue_trial(
-        params, user_attrs={**keep, "retry_of": dead.number, "retry_history": history}
-    )
+    retry = TrialRecord(landmark=record.landmark, retry_of=dead.number, retry_history=history)
+    study.enqueue_trial(params, user_attrs=retry.to_user_attrs())
     return True
 
 
@@ -267,12 +267,12 @@ def _run_one(study, trial, objective, target, heartbeat_s):
     lost = None
     with heartbeat(study, trial, heartbeat_s):
         try:
-            _with_retries(lambda: trial.set_user_attr("worker", worker_name()))
+            _with_retries(lambda: store(trial.set_user_attr, worker=worker_name()))
             # Trial numbers are handed out atomically: when racing workers overshoot the
             # target, the higher numbers give way, so the study ends with exactly `target`.
             if sum(_with_retries(lambda: _slots_taken(study, below=trial.number))) >= target:
                 reason = f"surplus: the study already has its {target} trials"
-                _with_retries(lambda: trial.set_user_attr("failure", reason))
+                _with_retries(lambda: store(trial.set_user_attr, failure=reason))
                 return TrialState.FAIL, None
             return TrialState.COMPLETE, list(objective(trial))
         except optuna.TrialPruned:
@@ -294,7 +294,7 @@ def _run_one(study, trial, objective, target, heartbeat_s):
     assert lost is not None
     # The database went away during the trial: record that once it is back, and redo the work.
     reason = f"database connection lost during the trial: {_first_line(lost)}"
-    _with_retries(lambda: trial.set_user_attr("failure", reason[:300]))
+    _with_retries(lambda: store(trial.set_user_attr, failure=reason[:300]))
     _with_retries(lambda: _tell(study, trial, None, TrialState.FAIL))
     _with_retries(lambda: enqueue_retry(study, study._storage.get_trial(trial._trial_id)))
     return None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import os
 import sys
 import tempfile
@@ -38,9 +37,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
 from nas._cli import fail
+from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
+from nas.record import TrialRecord, trial_accuracy
 from nas.storage import DEFAULT_STORAGE, load_study
 
-PICKS = ("best", "knee", "smallest")
 EXIT_TRAINING_FAILED = 1
 
 
@@ -100,9 +100,10 @@ def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
         )
     trial = found[0]
     if trial.state != TrialState.COMPLETE:
-        reason = trial.user_attrs.get("failure") or trial.user_attrs.get("constraint") or ""
-        if "pruned_at_epoch" in trial.user_attrs:
-            reason = f"stopped after epoch {trial.user_attrs['pruned_at_epoch']}"
+        record = TrialRecord.from_trial(trial)
+        reason = record.failure or record.constraint or ""
+        if record.pruned_at_epoch is not None:
+            reason = f"stopped after epoch {record.pruned_at_epoch}"
         raise ValueError(
             f"trial {number} of study {study.study_name!r} {_STATE_WORDS[trial.state]}"
             + (f" ({str(reason)[:200]})" if reason else "")
@@ -121,8 +122,8 @@ _STATE_WORDS = {
 
 def trial_network(study: optuna.Study, trial: FrozenTrial) -> tuple[Arch, tuple, int]:
     """(architecture, input shape, classes) of a trial, checked; ValueError when unusable."""
-    text = trial.user_attrs.get("arch")
-    if not isinstance(text, str):
+    text = TrialRecord.from_trial(trial).arch
+    if text is None:
         raise ValueError(f"trial {trial.number} has no 'arch' attribute: not a nas.search trial")
     arch = Arch.parse(text)
     attrs = study.user_attrs
@@ -151,95 +152,17 @@ def _positive_int(value) -> bool:
 
 def provenance_of(study: optuna.Study, trial: FrozenTrial, pick: str | None = None) -> dict:
     """What the exported docstring records about a trial (all values rendered safely)."""
-    attrs = study.user_attrs
+    attrs, record = study.user_attrs, TrialRecord.from_trial(trial)
     return {
         "study": study.study_name,
         "trial": trial.number,
         "pick": pick,
-        "landmark": trial.user_attrs.get("landmark"),
+        "landmark": record.landmark,
         "dataset": attrs.get("dataset"),
-        "val_acc": trial.values[0] if trial.values else None,
-        "budget": trial.user_attrs.get("budget", attrs.get("budget")),
+        "val_acc": trial_accuracy(trial),
+        "budget": record.budget if record.budget is not None else attrs.get("budget"),
         "command": attrs.get("command"),
     }
-
-
-# --- picking ---------------------------------------------------------------------------------
-
-
-def pick_trial(
-    study: optuna.Study,
-    pick: str,
-    min_acc: float | None = None,
-    max_mmacs: float | None = None,
-) -> FrozenTrial:
-    """The complete trial that `pick` (best, knee or smallest) selects; see the module docstring.
-
-    Args:
-        study: an (accuracy, MACs[, latency]) study.
-        pick: "best", "knee" or "smallest".
-        min_acc: only trials with validation accuracy >= this (0..1).
-        max_mmacs: only trials with at most this many million MACs.
-
-    Raises:
-        ValueError: for an unknown pick, or when no complete trial meets the filters.
-    """
-    if pick not in PICKS:
-        raise ValueError(f"unknown pick {pick!r}: choose from {', '.join(PICKS)}")
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    candidates = []
-    for trial in complete:
-        accuracy, macs = _accuracy_and_macs(trial)
-        if accuracy is None or macs is None:
-            continue
-        if min_acc is not None and accuracy < min_acc:
-            continue
-        if max_mmacs is not None and macs > max_mmacs * 1e6:
-            continue
-        candidates.append((trial, accuracy, macs))
-    if not candidates:
-        limits = [f"accuracy >= {min_acc}"] * (min_acc is not None)
-        limits += [f"at most {max_mmacs} M MACs"] * (max_mmacs is not None)
-        raise ValueError(
-            f"no trial to pick in study {study.study_name!r}: {len(complete)} complete trials"
-            + (f", none with {' and '.join(limits)}" if limits and complete else "")
-        )
-    if pick == "best":
-        return min(candidates, key=lambda c: (-c[1], c[2], c[0].number))[0]
-    if pick == "smallest":
-        return min(candidates, key=lambda c: (c[2], -c[1], c[0].number))[0]
-    return _knee(candidates)
-
-
-def _accuracy_and_macs(trial: FrozenTrial) -> tuple[float | None, float | None]:
-    values = trial.values or []
-    accuracy = values[0] if values else None
-    macs = trial.user_attrs.get("macs", values[1] if len(values) > 1 else None)
-    if not isinstance(macs, (int, float)) or isinstance(macs, bool) or not math.isfinite(macs):
-        macs = None
-    if accuracy is None or not math.isfinite(accuracy):
-        accuracy = None
-    return accuracy, macs
-
-
-def _knee(candidates: list[tuple[FrozenTrial, float, float]]) -> FrozenTrial:
-    from nas.pareto import pareto_indices
-
-    # Duplicates of one network share its result: the earliest trial represents them.
-    candidates = sorted(candidates, key=lambda c: c[0].number)
-    front = [candidates[i] for i in pareto_indices([(c[1], c[2]) for c in candidates])]
-    if len(front) <= 2:
-        return max(front, key=lambda c: c[1])[0]
-    # The front runs from the cheapest (least accurate) to the most accurate (costliest) point.
-    low_acc, high_acc = front[0][1], front[-1][1]
-    low_cost, high_cost = (math.log10(max(1.0, front[i][2])) for i in (0, -1))
-
-    def height_above_chord(candidate) -> float:
-        accuracy = (candidate[1] - low_acc) / (high_acc - low_acc)
-        cost = (math.log10(max(1.0, candidate[2])) - low_cost) / (high_cost - low_cost)
-        return accuracy - cost
-
-    return max(front, key=height_above_chord)[0]
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -341,13 +264,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _pick_note(args: argparse.Namespace, study: optuna.Study) -> str:
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    what = {
-        "best": "the most accurate",
-        "smallest": "the one with the fewest MACs",
-        "knee": "the knee of the accuracy / log-MACs Pareto front",
-    }[args.pick]
-    limits = [f"accuracy >= {args.min_acc}"] * (args.min_acc is not None)
-    limits += [f"at most {args.max_mmacs} M MACs"] * (args.max_mmacs is not None)
+    what = PICK_WORDS[args.pick]
+    limits = limits_text(args.min_acc, args.max_mmacs)
     among = f"of {complete} complete trials" + (f" with {' and '.join(limits)}" if limits else "")
     return f"{what} {among} (--pick {args.pick})"
 

@@ -9,20 +9,12 @@ from pathlib import Path
 
 import optuna
 
+from nas.record import COUNTED_TRIAL_KEYS
+
 # Digits with a budget small enough for seconds per trial, large enough to learn something.
 TINY = ["--dataset", "digits", "--budget", "4x600"]
-# What every finished (trained) trial must store.
-TRIAL_ATTRS = {
-    "arch",
-    "macs",
-    "params",
-    "decoupling",
-    "val_acc_curve",
-    "train_seconds",
-    "device",
-    "budget",
-    "latency_ms",
-}
+# What every finished (trained, early-stopped or reused) trial must store.
+TRIAL_ATTRS = set(COUNTED_TRIAL_KEYS)
 
 
 def search_command(storage: str, *args: str) -> list[str]:

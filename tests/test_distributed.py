@@ -20,7 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas._study import counts_toward_target, open_or_create_study
+from nas._study import open_or_create_study
 from nas._worker import (
     RETRY_DELAYS_ENV,
     StorageLost,
@@ -30,6 +30,7 @@ from nas._worker import (
     retry_delays,
     run_trials,
 )
+from nas.record import counts_toward_target
 from nas.storage import open_storage
 from search_spaces import LANDMARKS
 from tests.search_helpers import TRIAL_ATTRS, load, search_command

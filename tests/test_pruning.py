@@ -1,24 +1,6 @@
 from __future__ import annotations
 
-import pytest
-
-from nas.pareto import cost_score, hypervolume, pareto_indices
 from nas.pruning import NO_PRUNING, DominancePruner, PeerCurve
-
-
-def test_pareto_front_keeps_non_dominated_cheapest_first():
-    points = [(0.50, 10), (0.60, 20), (0.55, 30), (0.60, 20), (0.40, 5), (0.70, 100)]
-    assert pareto_indices(points) == [4, 0, 1, 5]
-
-
-def test_hypervolume_is_normalized_and_monotone():
-    assert hypervolume([]) == 0.0
-    assert hypervolume([(1.0, 1e4)]) == pytest.approx(1.0)
-    assert hypervolume([(0.5, 1e4)]) == pytest.approx(0.5)
-    one = hypervolume([(0.8, 1e6)])
-    assert one == pytest.approx(0.8 * cost_score(1e6))
-    assert hypervolume([(0.8, 1e6), (0.6, 1e5)]) > one  # a cheaper point adds area
-    assert hypervolume([(0.8, 1e6), (0.7, 2e6)]) == pytest.approx(one)  # a dominated one adds none
 
 
 def test_pruner_needs_several_cheaper_peers_ahead_by_the_margin():

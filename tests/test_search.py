@@ -112,6 +112,8 @@ def test_duplicate_architecture_reuses_the_result():
     first, second = study.trials
     assert second.user_attrs["duplicate_of"] == first.number
     assert second.user_attrs["train_seconds"] == 0.0
+    assert TRIAL_ATTRS <= set(second.user_attrs)
+    assert second.user_attrs["val_acc_curve"] == first.user_attrs["val_acc_curve"]
     assert second.values == first.values
     assert first.user_attrs["train_seconds"] > 0
 
