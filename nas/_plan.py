@@ -4,8 +4,8 @@ The rules of the decoupled block live here once: which layers a branch has, thei
 groups, which layer takes the stride, where a ReLU follows, when the shortcut projects. The
 builder (`nas.blocks`) makes one module per planned layer and the dashboard draws the same plan,
 so the boxes drawn are the layers built. The exporter copies this module into generated files
-with the builder (leaving out what building never calls, such as `arch_plan`), so keep it free
-of torch and of imports beyond the standard library and `nas._channels`.
+with the builder, leaving out what building never calls (such as `arch_plan`) and our own
+imports: it may import only the standard library and our own torch-free modules.
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ def stage_plan(in_chs: int, stage: dict) -> tuple[BlockPlan, ...]:
 
     Args:
         in_chs: channels into the stage (the previous stage's width, or the stem's).
-        stage: a dict with keys width, depth, stride, branches, segments, pointwise,
-            factorize, mid_act, residual (see stage_specs).
+        stage: the stage's knobs as a dict with keys width, depth, stride, branches,
+            segments, pointwise, factorize, mid_act, residual.
     """
     blocks = []
     for index in range(stage["depth"]):
@@ -163,7 +163,9 @@ def stage_plans(stem_chs: int, stages: list[dict]) -> tuple[tuple[BlockPlan, ...
 
 def stage_specs(arch: Arch) -> list[dict]:
     """The plain-data stage list that `Network` takes (and the exporter writes as a literal)."""
-    # A Stage is a plain frozen dataclass: its fields, in order, are its instance dict.
+    # A Stage is a plain frozen dataclass: its fields, in order, are its instance dict. (Not
+    # dataclasses.asdict: exported files copy this module, and an import that only this
+    # function needs would be left over when the exporter drops the function.)
     return [dict(vars(stage)) for stage in arch.stages]
 
 
