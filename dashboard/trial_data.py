@@ -1,7 +1,7 @@
 """One trial as plain data: its facts, curves, cost table and the block diagram of its network.
 
-The diagram data follows the builder (`nas.blocks.make_branch`) step by step, using the same
-channel arithmetic (`nas._channels`), so the boxes drawn are the layers built.
+The diagram draws the layer plan (`nas._plan`) that the builder builds from, so the boxes drawn
+are the layers built.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from dashboard.storage import StudyInfo
-from nas import Arch, Stage
-from nas._channels import branch_widths, factorized_kernels, resolve_groups, spatial_conv_shapes
+from nas import Arch
+from nas._plan import BranchPlan, Layer, arch_plan
 from nas.record import TrialRecord, objective_value
 
 
@@ -133,66 +133,58 @@ def _groups_text(groups: int, channels: int) -> str:
     return f"{groups} segments of {channels // groups} ch"
 
 
-def _branch_ops(stage: Stage, in_chs: int, later_in: int, out_chs: int, branch: str) -> list[Op]:
+def _layer_op(layer: Layer, later: Layer | None) -> Op:
+    """One planned layer as a box; `later` is the same layer in the stage's later blocks."""
+    stride = f", stride {layer.stride}" if layer.stride > 1 else ""
+    relu = " · ReLU" if layer.relu else ""
+    size = f"{layer.kernel}x{layer.kernel}"
+    if layer.kind == "pool":
+        return Op("pool", f"{size} max pool", f"{layer.in_chs} ch{stride}", math.nan)
+    channels = f"{layer.in_chs} → {layer.out_chs} ch{stride}"
+    if layer.kind == "pointwise":
+        return Op("pointwise", "1x1 conv", channels + relu, math.nan)
+    text = _groups_text(layer.groups, layer.in_chs)
+    if later is not None and (later.in_chs, later.out_chs) != (layer.in_chs, layer.out_chs):
+        text += f"; later blocks {_groups_text(later.groups, later.in_chs)}"
+    degree = math.log(layer.groups) / math.log(layer.in_chs) if layer.in_chs > 1 else 0.0
+    return Op("spatial", f"{size} conv", f"{channels} · {text}{relu}", degree)
+
+
+def _branch_ops(first: BranchPlan, later: BranchPlan | None) -> list[Op]:
     """The layers of one branch of a stage's first block (groups of later blocks noted)."""
-    stride = f", stride {stage.stride}" if stage.stride > 1 else ""
-    if branch == "pool":
-        return [
-            Op("pool", "3x3 max pool", f"{in_chs} ch{stride}", math.nan),
-            Op("pointwise", "1x1 conv", f"{in_chs} → {out_chs} ch", math.nan),
-        ]
-    if branch == "1":
-        return [Op("pointwise", "1x1 conv", f"{in_chs} → {out_chs} ch{stride}", math.nan)]
-    ops: list[Op] = []
-    relu = " · ReLU" if stage.mid_act else ""
-    if stage.pointwise in ("before", "both"):
-        ops.append(Op("pointwise", "1x1 conv", f"{in_chs} → {out_chs} ch{relu}", math.nan))
-    kernels = factorized_kernels(int(branch), stage.factorize)
-    shapes = spatial_conv_shapes(in_chs, out_chs, branch, stage.pointwise, stage.factorize)
-    later = spatial_conv_shapes(later_in, out_chs, branch, stage.pointwise, stage.factorize)
-    for index, (kernel, (cin, cout), (lin, lout)) in enumerate(zip(kernels, shapes, later)):
-        groups = resolve_groups(cin, cout, stage.segments)
-        text = _groups_text(groups, cin)
-        if stage.depth > 1 and (lin, lout) != (cin, cout):
-            text += (
-                f"; later blocks {_groups_text(resolve_groups(lin, lout, stage.segments), lin)}"
-            )
-        last = index == len(kernels) - 1
-        act = not last or (stage.mid_act and stage.pointwise in ("after", "both"))
-        first_stride = stride if index == 0 else ""
-        detail = f"{cin} → {cout} ch{first_stride} · {text}" + (" · ReLU" if act else "")
-        degree = math.log(groups) / math.log(cin) if cin > 1 else 0.0
-        ops.append(Op("spatial", f"{kernel}x{kernel} conv", detail, degree))
-    if stage.pointwise in ("after", "both"):
-        ops.append(Op("pointwise", "1x1 conv", f"{shapes[-1][1]} → {out_chs} ch", math.nan))
-    return ops
+    later_layers = later.layers if later is not None else (None,) * len(first.layers)
+    return [_layer_op(layer, other) for layer, other in zip(first.layers, later_layers)]
 
 
 def arch_diagram(arch: Arch) -> tuple[StageView, ...]:
     """One view per stage: its first block's parallel branches, layer by layer."""
     views = []
-    for number, (stage, in_chs) in enumerate(zip(arch.stages, arch.stage_in_channels()), 1):
-        widths = branch_widths(stage.width, len(stage.branches))
+    for number, (stage, blocks) in enumerate(zip(arch.stages, arch_plan(arch)), 1):
+        first = blocks[0]
+        later = blocks[1].branches if len(blocks) > 1 else (None,) * len(first.branches)
         branches = tuple(
             BranchView(
-                "pool" if branch == "pool" else f"{branch}x{branch}",
-                width,
-                tuple(_branch_ops(stage, in_chs, stage.width, width, branch)),
+                "pool" if branch.branch == "pool" else f"{branch.branch}x{branch.branch}",
+                branch.out_chs,
+                tuple(_branch_ops(branch, other)),
             )
-            for branch, width in zip(stage.branches, widths)
+            for branch, other in zip(first.branches, later)
         )
         residual = ""
-        if stage.residual:
-            projects = in_chs != stage.width or stage.stride != 1
-            residual = "1x1 projection (first block), identity after" if projects else "identity"
-        blocks = "block" if stage.depth == 1 else "blocks"
+        if first.residual:
+            residual = (
+                "identity"
+                if first.projection is None
+                else "1x1 projection (first block), identity after"
+            )
+        blocks_word = "block" if stage.depth == 1 else "blocks"
         views.append(
             StageView(
                 title=f"stage {number}",
-                summary=f"{stage.depth} {blocks} x {stage.width} ch, stride {stage.stride}, "
+                summary=f"{stage.depth} {blocks_word} x {stage.width} ch, stride {stage.stride}, "
                 f"1x1 {stage.pointwise}",
                 branches=branches,
-                merge="concatenate" if len(branches) > 1 else "",
+                merge="concatenate" if first.concatenates else "",
                 residual=residual,
             )
         )

@@ -1,12 +1,12 @@
 """An architecture as one standalone Python file: the search's own builder code, its constants,
 provenance and a self-check.
 
-The builder is copied from `nas._channels` and `nas.blocks` (their source, not a rewrite), so an
-exported network is the network the search trained. Then the copy is trimmed to what the
-architecture uses: building the model once under a line tracer shows which `if` statements it
-never enters and which functions it never calls, and only those are left out. The trimmed file
-is executed and compared with `nas.build_model` (state_dict keys, shapes and outputs) before it
-is returned.
+The builder is copied from `nas._channels`, `nas._plan` and `nas.blocks` (their source, not a
+rewrite), so an exported network is the network the search trained. Then the copy is trimmed to
+what the architecture uses: building the model once under a line tracer shows which `if`
+statements it never enters and which functions it never calls, and only those are left out. The
+trimmed file is executed and compared with `nas.build_model` (state_dict keys, shapes and
+outputs) before it is returned.
 
 Values from the storage (study name, command, dataset...) reach the file only inside the module
 docstring, escaped (see `_docstring_literal`); code holds only literals we render ourselves.
@@ -26,13 +26,14 @@ import warnings
 import torch
 
 import nas
-from nas import _channels, blocks
+from nas import _channels, _plan, blocks
 from nas._arch import Arch, decoupling_degree
+from nas._plan import stage_specs
 from nas.builder import build_model as reference_model
-from nas.builder import stage_specs
 from nas.cost import count_cost
 
-BUILDER_MODULES = (_channels, blocks)
+# In dependency order: each module uses only names defined above it.
+BUILDER_MODULES = (_channels, _plan, blocks)
 LINE_LENGTH = 99
 # Name under which generated code is compiled, so the tracer can tell its frames apart.
 GENERATED_FILENAME = "<nas-export>"
@@ -192,9 +193,9 @@ def _isort_name_key(name: str) -> tuple[int, str]:
 # --- assembling the file ---------------------------------------------------------------------
 
 BUILDER_HEADER = """\
-# The builder below is nas-spectrum's own code (nas/_channels.py and nas/blocks.py), so this
-# network is the one the search built. Branches this architecture never takes are left out;
-# the docstrings still describe the general case.
+# The builder below is nas-spectrum's own code (nas/_channels.py, nas/_plan.py and
+# nas/blocks.py), so this network is the one the search built. Branches this architecture
+# never takes are left out; the docstrings still describe the general case.
 """
 
 BUILDER_FOOTER = '''\
@@ -290,7 +291,7 @@ def _arch_literal(arch: Arch) -> str:
 def _stages_literal(arch: Arch, sizes: list[tuple[int, int, int]]) -> str:
     lines = [
         "# One dict per stage: `depth` blocks of `width` output channels sharing one block design",
-        "# (see DecoupledBlock and make_branch for what each knob does).",
+        "# (see branch_plan and block_plan for what each knob does).",
         "STAGES = [",
     ]
     for index, spec in enumerate(stage_specs(arch)):

@@ -61,7 +61,9 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         arch: Arch = self.space.sample(trial)
         text = str(arch)
-        cost = count_cost(arch, self.data.input_shape, self.data.num_classes)
+        # Built once: counted, timed and trained, each leaving it as the next one needs it.
+        model = build_model(arch, self.data.in_channels, self.data.num_classes)
+        cost = count_cost(arch, self.data.input_shape, self.data.num_classes, model=model)
         store(
             trial.set_user_attr,
             arch=text,
@@ -89,7 +91,7 @@ class Objective:
         # busy machine stall each other): a few runs suffice for a median, and the measurement
         # must stay a small share of a trial (bench/search_overhead.py).
         latency = measure_latency(
-            arch,
+            model,
             self.data.input_shape,
             device=self.device,
             batch_sizes=(1,),
@@ -109,7 +111,6 @@ class Objective:
             store(trial.set_user_attr, val_acc_curve=curve)
             return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
 
-        model = build_model(arch, self.data.in_channels, self.data.num_classes)
         train_start = time.perf_counter()
         result = train(
             model, self.data, self.budget, device=self.device, seed=self.seed, on_epoch=on_epoch

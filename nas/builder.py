@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from nas._arch import Arch
+from nas._plan import stage_specs
 from nas.blocks import Network
 
-
-def stage_specs(arch: Arch) -> list[dict]:
-    """The plain-data stage list that `Network` takes (and the exporter writes as a literal)."""
-    return [asdict(stage) for stage in arch.stages]
+__all__ = ["build_model", "stage_specs"]
 
 
 def build_model(arch: Arch | str, in_channels: int, num_classes: int) -> Network:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import statistics
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 from ptflops import get_model_complexity_info
@@ -48,52 +49,99 @@ class PartCost:
     share: float  # of the whole network's MACs
 
 
-def _module_macs(module: nn.Module, input_shape: tuple[int, ...], *, owned: bool = False) -> int:
+class _Unseen(nn.Module):
+    """Runs a module that ptflops cannot touch.
+
+    ptflops registers hooks on the children of what it counts (and never removes them) and
+    switches it to eval mode; this wrapper holds the module without registering it, so it has
+    no children and the counted module keeps its hooks and mode as they were.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "module", module)  # bypasses nn.Module's registration
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def _module_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """MACs of `module` on one input of `input_shape` (C, H, W), via ptflops' aten backend.
 
-    `owned`: the module was built for this count alone and may be changed.
+    The module is counted in eval mode where it lies and left as it was: same mode, no hooks,
+    parameters and buffers untouched (eval-mode BatchNorm does not update its statistics).
     """
-    # ptflops leaves its module hooks registered, so a caller's module is counted on a copy.
-    module = (module if owned else copy.deepcopy(module)).cpu().eval()
-    macs, _ = get_model_complexity_info(
-        module,
-        tuple(input_shape),
-        as_strings=False,
-        print_per_layer_stat=False,
-        backend="aten",
-        verbose=False,
-    )
+    modes = [(part, part.training) for part in module.modules()]
+    device = next(module.parameters(), torch.empty(0)).device
+    module.eval()
+    try:
+        with torch.no_grad():
+            macs, _ = get_model_complexity_info(
+                _Unseen(module),
+                tuple(input_shape),
+                input_constructor=lambda shape: torch.zeros(1, *shape, device=device),
+                as_strings=False,
+                print_per_layer_stat=False,
+                backend="aten",
+                verbose=False,
+            )
+    finally:
+        for part, training in modes:
+            part.training = training
     if macs is None:
         raise RuntimeError(f"ptflops could not count {type(module).__name__} on {input_shape}")
     return int(macs)
+
+
+def _module_cost(module: nn.Module, input_shape: tuple[int, ...]) -> Cost:
+    return Cost(_module_macs(module, input_shape), _param_count(module))
 
 
 def _param_count(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
 
-@lru_cache(maxsize=4096)
-def _arch_cost(arch_text: str, input_shape: tuple[int, ...], num_classes: int) -> Cost:
-    model = build_model(Arch.parse(arch_text), input_shape[0], num_classes)
-    return Cost(_module_macs(model, input_shape, owned=True), _param_count(model))
+# Costs by (architecture, input shape, classes): a search samples the same architecture often
+# (duplicates, landmarks), and the dashboard and the exporter ask again for stored ones.
+_COSTS: OrderedDict[tuple[Arch, tuple[int, ...], int], Cost] = OrderedDict()
+_COSTS_KEPT = 4096
+_COSTS_LOCK = threading.Lock()  # the dashboard serves requests from several threads
 
 
 def count_cost(
     arch: Arch | str | nn.Module,
     input_shape: tuple[int, ...],
     num_classes: int = 10,
+    *,
+    model: nn.Module | None = None,
 ) -> Cost:
     """MACs and parameters of a network for one image of `input_shape` (C, H, W).
 
     Args:
-        arch: an `Arch`, its string, or an already built module.
+        arch: an `Arch`, its string, or an already built module (counted, not cached).
         input_shape: (channels, height, width) of one image.
         num_classes: classes of the head (changes the head's cost only).
+        model: the already built network of `arch` for `num_classes`, counted (and left as it
+            was) if the cost is not cached yet; without it a network is built to count.
     """
     input_shape = tuple(int(size) for size in input_shape)
     if isinstance(arch, nn.Module):
-        return Cost(_module_macs(arch, input_shape), _param_count(arch))
-    return _arch_cost(str(arch), input_shape, num_classes)
+        return _module_cost(arch, input_shape)
+    arch = Arch.parse(arch) if isinstance(arch, str) else arch
+    key = (arch, input_shape, int(num_classes))
+    with _COSTS_LOCK:
+        cost = _COSTS.get(key)
+        if cost is not None:
+            _COSTS.move_to_end(key)
+            return cost
+    if model is None:
+        model = build_model(arch, input_shape[0], num_classes)
+    cost = _module_cost(model, input_shape)
+    with _COSTS_LOCK:
+        _COSTS[key] = cost
+        if len(_COSTS) > _COSTS_KEPT:
+            _COSTS.popitem(last=False)
+    return cost
 
 
 def part_costs(
@@ -150,7 +198,7 @@ def measure_latency(
     runs; CUDA timings synchronize before reading the clock.
 
     Args:
-        arch: an `Arch`, its string, or a built module.
+        arch: an `Arch`, its string, or a built module (left as it was: it is timed on a copy).
         input_shape: (channels, height, width) of one image.
         device: "cpu", "cuda" or "cuda:i".
         batch_sizes: the batch sizes to time (1 for interactive use, a larger one for serving).
@@ -161,7 +209,9 @@ def measure_latency(
             keeps the current setting.
     """
     if isinstance(arch, nn.Module):
-        model = arch
+        # Timed on a copy: moving, channels_last and eval mode would otherwise stay with the
+        # caller's module (and channels_last weights re-initialize to other values).
+        model = copy.deepcopy(arch)
     else:
         model = build_model(arch, input_shape[0], num_classes)
     model = model.to(device).eval().to(memory_format=torch.channels_last)

@@ -44,28 +44,14 @@ from nas.storage import DEFAULT_STORAGE, load_study
 EXIT_TRAINING_FAILED = 1
 
 
-def generate_code(
-    arch: Arch | str,
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    provenance: dict,
-    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-) -> str:
-    """The source of a standalone file that builds `arch` with torch alone.
+def generate_code(arch: Arch | str, **options) -> str:
+    """`nas._codegen.generate_code` (see there for the options), imported on first use.
 
-    See `nas._codegen.generate_code` for the arguments; this wrapper keeps torch out of the
-    command line's start-up until a file is actually generated.
+    The lazy import keeps torch out of the command line's start-up until a file is generated.
     """
     from nas._codegen import generate_code as generate
 
-    return generate(
-        arch,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        provenance=provenance,
-        normalization=normalization,
-    )
+    return generate(arch, **options)
 
 
 def code_for_trial(study: optuna.Study, trial_number: int) -> str:

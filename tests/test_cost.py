@@ -1,20 +1,47 @@
+"""Cost before training: MACs and parameters on the built module, latency, one build a trial."""
+
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
+
+import optuna
 import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas import build_model, count_cost, measure_latency
+import nas.cost
+import search_spaces
+from nas import Arch, build_model, count_cost, measure_latency
+from nas._objective import Objective
+from nas._plan import branch_plan
 from nas.blocks import make_branch
 from nas.cost import part_costs
+from nas.data import load_dataset
+from nas.pruning import NO_PRUNING
+from nas.train import Budget, TrainResult
 from search_spaces import LANDMARKS
 
 H = W = 14
 
+# Every landmark's cost on Fashion-MNIST and CIFAR-10 images with 10 classes, as stored in the
+# studies searched so far: a change here is a change of every stored trial's MACs or params.
+LANDMARK_COSTS = {
+    # name: {input shape: (MACs, params)}
+    "extreme_inception": {(1, 28, 28): (2188170, 39546), (3, 32, 32): (3061002, 39834)},
+    "grouped": {(1, 28, 28): (5133834, 139002), (3, 32, 32): (6538506, 139290)},
+    "inception_v1": {(1, 28, 28): (4365834, 126458), (3, 32, 32): (5555466, 126746)},
+    "inception_v3": {(1, 28, 28): (3785226, 107866), (3, 32, 32): (4867338, 108154)},
+    "mobilenet": {(1, 28, 28): (1264170, 38314), (3, 32, 32): (1816842, 38602)},
+    "normal": {(1, 28, 28): (9072138, 292666), (3, 32, 32): (11060490, 292954)},
+    "xception": {(1, 28, 28): (1595946, 49514), (3, 32, 32): (2210058, 49802)},
+}
+
 
 def branch_cost(in_chs, out_chs, kernel, segments, pointwise, factorize=False):
-    branch = make_branch(in_chs, out_chs, 1, kernel, segments, pointwise, factorize, False)
+    plan = branch_plan(in_chs, out_chs, 1, kernel, segments, pointwise, factorize, False)
+    branch = make_branch(plan)
     conv_params = sum(m.weight.numel() for m in branch.modules() if isinstance(m, nn.Conv2d))
     return count_cost(branch, (in_chs, H, W)).macs, conv_params
 
@@ -57,12 +84,79 @@ def test_ptflops_agrees_with_torch_flop_counter(name, input_shape):
     assert count_cost(arch, input_shape).params == sum(p.numel() for p in model.parameters())
 
 
-def test_counting_leaves_the_model_untouched():
-    model = build_model(LANDMARKS["normal"], 1, 10)
+@pytest.mark.parametrize("name", sorted(LANDMARKS))
+@pytest.mark.parametrize("input_shape", [(1, 28, 28), (3, 32, 32)])
+def test_landmark_costs_are_the_stored_ones(name, input_shape):
+    macs, params = LANDMARK_COSTS[name][input_shape]
+    assert count_cost(LANDMARKS[name], input_shape, 10) == nas.cost.Cost(macs, params)
+    # Counted on a given module (what a trial does) it is the same.
+    model = build_model(LANDMARKS[name], input_shape[0], 10)
+    assert count_cost(model, input_shape) == nas.cost.Cost(macs, params)
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything counting could disturb: tensors, modes, hooks."""
+    return {
+        "state": {key: value.clone() for key, value in model.state_dict().items()},
+        "modes": [module.training for module in model.modules()],
+        "hooks": [
+            len(module._forward_hooks) + len(module._forward_pre_hooks)
+            for module in model.modules()
+        ],
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before["modes"] == after["modes"]
+    assert before["hooks"] == after["hooks"]
+    assert before["state"].keys() == after["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(value, after["state"][key]), key
+
+
+def test_counting_leaves_the_model_as_it_was(monkeypatch):
+    monkeypatch.setattr(nas.cost, "_COSTS", OrderedDict())  # nothing cached: `model` is counted
+    torch.manual_seed(0)
+    model = build_model(LANDMARKS["inception_v3"], 1, 10)
     model.train()
-    before = count_cost(model, (1, 28, 28))
-    assert model.training
-    assert count_cost(model, (1, 28, 28)) == before  # no hooks left behind to double-count
+    model.stages[1].eval()  # a mixed mode must come back mixed
+    inputs = torch.randn(2, 1, 28, 28)
+    reference = copy.deepcopy(model).eval()
+    before = snapshot(model)
+    first = count_cost(model, (1, 28, 28))
+    arch_cost = count_cost(LANDMARKS["inception_v3"], (1, 27, 27), 10, model=model)
+    assert_same(before, snapshot(model))
+    assert count_cost(model, (1, 28, 28)) == first  # no hooks left behind to double-count
+    assert arch_cost.params == first.params and arch_cost.macs < first.macs
+    with torch.no_grad():
+        assert torch.equal(copy.deepcopy(model).eval()(inputs), reference(inputs))
+
+
+def test_timing_leaves_the_model_as_it_was():
+    model = build_model(LANDMARKS["xception"], 1, 10).train()
+    before = snapshot(model)
+    measure_latency(model, (1, 28, 28), batch_sizes=(1,), warmup=1, repeats=1)
+    assert_same(before, snapshot(model))
+    assert all(parameter.is_contiguous() for parameter in model.parameters())
+
+
+def test_the_cost_cache_is_keyed_by_the_architecture(monkeypatch):
+    monkeypatch.setattr(nas.cost, "_COSTS", OrderedDict())
+    arch = Arch.parse("stem8-c16_d1_s2_k3_g2_pafter_f0_a0_r1")
+    cost = count_cost(arch, (1, 9, 9), 10)
+
+    def no_build(*_args):
+        raise AssertionError("a cached cost was built again")
+
+    monkeypatch.setattr(nas.cost, "build_model", no_build)
+    # The string, an equal value and a non-canonical spelling of it are one architecture.
+    same = Arch.parse(str(arch))
+    assert same is not arch and count_cost(same, (1, 9, 9), 10) is cost
+    assert count_cost(str(arch), (1, 9, 9), 10) is cost
+    spelled = "stem8-c16_d1_s2_k3_g3_pafter_f1_a0_r1"  # 3 segments of 8 ch are 2; no 5x5
+    assert count_cost(spelled, (1, 9, 9), 10) is cost
+    with pytest.raises(AssertionError, match="built again"):
+        count_cost(arch, (1, 9, 9), 11)  # another head is another cost
 
 
 def test_part_costs_add_up():
@@ -85,3 +179,52 @@ def test_latency_is_measured_per_batch_size():
     latency = measure_latency(LANDMARKS["mobilenet"], (1, 28, 28), batch_sizes=(1, 8), repeats=3)
     assert set(latency) == {1, 8}
     assert all(0 < ms < 10_000 for ms in latency.values())
+
+
+# --- one build per trial ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_a_trial_builds_its_network_once(monkeypatch, digits):
+    built, timed, trained = [], [], []
+
+    def build(*args):
+        built.append(build_model(*args))
+        return built[-1]
+
+    def time_it(model, *args, **kwargs):
+        timed.append(model)
+        return measure_latency(model, *args, **kwargs)
+
+    def instant_train(model, *_args, **_kwargs):
+        trained.append(model)
+        return TrainResult(val_acc_curve=[0.5], train_loss_curve=[1.0])
+
+    def no_build(*_args):
+        raise AssertionError("cost built a second network")
+
+    monkeypatch.setattr("nas._objective.build_model", build)
+    monkeypatch.setattr("nas._objective.measure_latency", time_it)
+    monkeypatch.setattr("nas._objective.train", instant_train)
+    monkeypatch.setattr(nas.cost, "build_model", no_build)
+    space = search_spaces.get("inception_to_xception")
+    objective = Objective(
+        space=space,
+        data=digits,
+        budget=Budget(1, 100),
+        device="cpu",
+        seed=0,
+        objectives=("val_acc", "macs"),
+        pruner=NO_PRUNING,
+    )
+    monkeypatch.setattr(nas.cost, "_COSTS", OrderedDict())  # counting needs the network too
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(space.params_for(LANDMARKS["grouped"]))
+    study.optimize(objective, n_trials=1)
+    [model] = built
+    assert timed == [model] and trained == [model]
+    assert study.trials[0].user_attrs["macs"] == count_cost(model, digits.input_shape).macs

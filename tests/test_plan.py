@@ -1,0 +1,181 @@
+"""The layer plan: the builder builds it, the dashboard's diagram draws it, and they agree."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+from torch import nn
+
+from dashboard.trial_data import arch_diagram
+from nas import Arch, build_model
+from nas._plan import arch_plan, stage_specs
+from search_spaces import LANDMARKS
+from tests.arch_samples import distinct_random_archs
+from tests.module_facts import LayerFacts, branch_facts, layer_facts, out_channels
+
+# Every landmark and a sample of each space, at the widths the search builds.
+ARCHS = [
+    *LANDMARKS.values(),
+    *distinct_random_archs("inception_to_xception", 30, seed=11),
+    *distinct_random_archs("xception_spectrum", 10, seed=11),
+]
+
+
+def test_the_plan_needs_no_torch():
+    code = "import sys, nas._plan; print(sorted(m for m in sys.modules if m.startswith('torch')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_stage_specs_are_the_stage_fields_in_order():
+    for arch in (LANDMARKS["inception_v3"], *ARCHS[-5:]):
+        specs = stage_specs(arch)
+        assert specs == [asdict(stage) for stage in arch.stages]
+        assert [list(spec) for spec in specs] == [list(asdict(s)) for s in arch.stages]
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=str)
+def test_layers_chain_and_branches_fill_the_width(arch):
+    for stage, blocks in zip(arch.stages, arch_plan(arch)):
+        assert len(blocks) == stage.depth
+        for index, block in enumerate(blocks):
+            assert block.out_chs == stage.width
+            assert block.stride == (stage.stride if index == 0 else 1)
+            assert sum(branch.out_chs for branch in block.branches) == stage.width
+            assert [branch.branch for branch in block.branches] == list(stage.branches)
+            for branch in block.branches:
+                layers = branch.layers
+                assert layers[0].in_chs == block.in_chs and layers[-1].out_chs == branch.out_chs
+                assert all(a.out_chs == b.in_chs for a, b in zip(layers, layers[1:]))
+                # One layer takes the block's stride; a pool keeps its channels.
+                assert math.prod(layer.stride for layer in layers) == block.stride
+                assert all(layer.in_chs == layer.out_chs for layer in layers if not layer.bn)
+                assert all(layer.in_chs % layer.groups == 0 for layer in layers)
+        later_in = [block.in_chs for block in blocks[1:]]
+        assert later_in == [stage.width] * (stage.depth - 1)
+
+
+def planned_facts(layer) -> LayerFacts:
+    pool = layer.kind == "pool"
+    return LayerFacts(
+        layer.kind,
+        layer.kernel,
+        None if pool else layer.in_chs,
+        None if pool else layer.out_chs,
+        layer.stride,
+        layer.groups,
+        layer.bn,
+        layer.relu,
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=str)
+def test_the_built_network_is_the_plan(arch):
+    model = build_model(arch, 3, 10)
+    assert layer_facts(model.stem) == LayerFacts("spatial", 3, 3, arch.stem, 1, 1, True, True)
+    for built_stage, blocks in zip(model.stages, arch_plan(arch), strict=True):
+        for built, block in zip(built_stage, blocks, strict=True):
+            assert len(built.branches) == len(block.branches)
+            for built_branch, branch in zip(built.branches, block.branches):
+                assert branch_facts(built_branch) == [planned_facts(x) for x in branch.layers]
+            if not block.residual:
+                assert built.shortcut is None
+            elif block.projection is None:
+                assert isinstance(built.shortcut, nn.Identity)
+            else:
+                assert layer_facts(built.shortcut) == planned_facts(block.projection)
+            assert isinstance(built.act, nn.ReLU)
+    assert model.head.in_features == arch.out_channels
+
+
+# --- the diagram against the built modules (not against the plan) ---------------------------
+
+DETAIL = re.compile(
+    r"^(?:(?P<cin>\d+) → )?(?P<cout>\d+) ch(?:, stride (?P<stride>\d+))?"
+    r"(?: · (?!ReLU$)(?P<groups>[^;·]+?)(?:; later blocks (?P<later>[^·]+?))?)?"
+    r"(?P<relu> · ReLU)?$"
+)
+
+
+def segments_of(text: str, channels: int) -> int:
+    """The groups a diagram text names: '1 segment', 'depthwise (16 segments)', '4 segments...'."""
+    groups = int(re.match(r"(?:depthwise \()?(\d+) segments?", text).group(1))
+    assert text.startswith("depthwise") == (groups == channels > 1), text
+    return groups
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=str)
+def test_the_diagram_draws_the_built_network(arch):
+    model = build_model(arch, 1, 10)
+    views = arch_diagram(arch)
+    assert len(views) == len(model.stages)
+    for stage, view, built_stage in zip(arch.stages, views, model.stages):
+        first, later = built_stage[0], built_stage[1] if len(built_stage) > 1 else None
+        strides = [layer_facts(layer).stride for b in first.branches for layer in b]
+        width = sum(out_channels(branch) for branch in first.branches)
+        blocks = "block" if len(built_stage) == 1 else "blocks"
+        assert view.summary.startswith(
+            f"{len(built_stage)} {blocks} x {width} ch, stride {max(strides)}, "
+        )
+        assert view.merge == ("concatenate" if len(first.branches) > 1 else "")
+        if first.shortcut is None:
+            assert view.residual == ""
+        elif isinstance(first.shortcut, nn.Identity):
+            assert view.residual == "identity"
+        else:
+            assert view.residual == "1x1 projection (first block), identity after"
+            assert later is None or isinstance(later.shortcut, nn.Identity)
+        assert len(view.branches) == len(first.branches)
+        for index, (drawn, built) in enumerate(zip(view.branches, first.branches)):
+            kernel = stage.branches[index]
+            assert drawn.name == ("pool" if kernel == "pool" else f"{kernel}x{kernel}")
+            assert drawn.channels == out_channels(built)
+            later_layers = list(later.branches[index]) if later is not None else []
+            check_ops(drawn.ops, list(built), later_layers)
+
+
+def check_ops(ops, layers, later_layers) -> None:
+    assert len(ops) == len(layers)
+    for position, (op, layer) in enumerate(zip(ops, layers)):
+        facts = layer_facts(layer)
+        detail = DETAIL.match(op.detail)
+        assert detail, op.detail
+        assert op.kind == facts.kind
+        assert int(detail["stride"] or 1) == facts.stride, op.detail
+        assert bool(detail["relu"]) == facts.relu, op.detail
+        if facts.kind == "pool":
+            assert op.label == f"{facts.kernel}x{facts.kernel} max pool"
+            assert int(detail["cout"]) == layer_facts(layers[position + 1]).in_chs
+            continue
+        assert (int(detail["cin"]), int(detail["cout"])) == (facts.in_chs, facts.out_chs)
+        assert op.label == f"{facts.kernel}x{facts.kernel} conv"
+        if facts.kind == "pointwise":
+            assert detail["groups"] is None and math.isnan(op.decoupling)
+            continue
+        assert segments_of(detail["groups"], facts.in_chs) == facts.groups
+        assert op.decoupling == pytest.approx(math.log(facts.groups) / math.log(facts.in_chs))
+        other = layer_facts(later_layers[position]) if later_layers else None
+        if other is not None and (other.in_chs, other.out_chs) != (facts.in_chs, facts.out_chs):
+            assert segments_of(detail["later"], other.in_chs) == other.groups
+        else:
+            assert detail["later"] is None, op.detail
+
+
+def test_the_diagram_notes_where_later_blocks_are_split_differently():
+    # 16 -> 48 channels allow 16 groups in the first block; 48 -> 48 allow all 48 later.
+    arch = Arch.parse("stem16-c48_d2_s2_k3_gdw_pnone_f0_a0_r0")
+    [view] = arch_diagram(arch)
+    [op] = view.branches[0].ops
+    assert op.detail == "16 → 48 ch, stride 2 · depthwise (16 segments); later blocks " + (
+        "depthwise (48 segments)"
+    )
+    [[first, second]] = [list(stage) for stage in build_model(arch, 1, 10).stages]
+    assert layer_facts(first.branches[0][0]).groups == 16
+    assert layer_facts(second.branches[0][0]).groups == 48
