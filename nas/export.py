@@ -38,8 +38,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
-from nas._cli import fail
-from nas.storage import DEFAULT_STORAGE
+from nas._cli import (
+    add_data_dir_option,
+    add_device_option,
+    add_seed_option,
+    add_storage_option,
+    add_study_option,
+    fail,
+)
 
 PICKS = ("best", "knee", "smallest")
 EXIT_TRAINING_FAILED = 1
@@ -286,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m nas.export",
         description="Write a searched architecture as one standalone PyTorch file.",
     )
-    parser.add_argument("--study", required=True, help="study name")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    add_study_option(parser, required=True)
+    add_storage_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--trial", type=int, help="export this trial number")
     which.add_argument("--pick", choices=PICKS, help="pick a trial: best, knee or smallest")
@@ -303,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with the final recipe on the full training split; report test accuracy",
     )
     parser.add_argument("--weights", default=None, help="where trained weights go (OUT.pt)")
-    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
-    parser.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    add_data_dir_option(parser)
+    add_device_option(parser)
+    add_seed_option(parser)
     return parser
 
 
