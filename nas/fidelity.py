@@ -281,7 +281,7 @@ def build_parser() -> OneLineParser:
     parser.add_argument(
         "--long-budget",
         default=None,
-        help="the reference budget (default: 10x the epochs of --budget, the proxy's)",
+        help="the reference budget (default: the proxy's --budget with 10x the epochs)",
     )
     add_device_option(parser)
     add_seed_option(parser)

@@ -7,12 +7,11 @@ import sys
 
 from nas._arch import Arch, decoupling_degree
 from nas._cli import DATASET_SHAPES, OneLineParser, add_dataset_option, fail
+from search_spaces import LANDMARKS
 
 
 def resolve_arch(text: str) -> Arch:
     """A landmark name or an architecture string; ValueError says which names exist."""
-    from search_spaces import LANDMARKS
-
     if text in LANDMARKS:
         return LANDMARKS[text]
     if not text.startswith("stem"):

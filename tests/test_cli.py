@@ -24,9 +24,15 @@ PARSERS = {
 }
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a new interpreter: this one has loaded torch already."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
 def test_building_a_parser_loads_no_torch():
-    # A fresh interpreter: this one has torch already. Each parser is built in turn, so a
-    # failure names the first module that pulled torch in.
+    # Each parser is built in turn, so a failure names the first module that pulled torch in.
     code = (
         "import importlib, json, sys\n"
         "loaded = {}\n"
@@ -39,9 +45,7 @@ def test_building_a_parser_loads_no_torch():
         "loaded['dashboard'] = 'torch' in sys.modules\n"
         "print(json.dumps(loaded))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+    result = fresh_python(code)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert len(loaded) == 6
@@ -57,9 +61,7 @@ def test_search_help_answers_without_torch():
         "except SystemExit as stop:\n"
         "    print('exit', stop.code, 'torch' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+    result = fresh_python(code)
     assert "--max-mmacs" in result.stdout
     assert result.stdout.split()[-3:] == ["exit", "0", "False"], result.stderr
 
