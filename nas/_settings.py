@@ -93,7 +93,7 @@ class RunSettings:
         if args.max_mmacs is not None and not (
             math.isfinite(args.max_mmacs) and args.max_mmacs > 0
         ):
-            raise ValueError(f"--max-mmacs must be a positive number, got {args.max_mmacs}")
+            raise ValueError(f"--max-mmacs must be a finite positive number, got {args.max_mmacs}")
         device, budget = device_and_budget(args)
         if args.epochs is not None:
             budget = dataclasses.replace(budget, epochs=args.epochs)

@@ -99,9 +99,9 @@ def test_settings_are_frozen():
         (["--seed", str(2**32)], "from 0 to 4294967295"),
         # Worker i samples with seed + i: the last worker's seed must still be valid.
         (["--seed", str(2**32 - 1), "--workers", "2"], "from 0 to 4294967294"),
-        (["--max-mmacs", "nan"], "--max-mmacs must be a positive number, got nan"),
-        (["--max-mmacs", "inf"], "--max-mmacs must be a positive number, got inf"),
-        (["--max-mmacs", "0"], "--max-mmacs must be a positive number"),
+        (["--max-mmacs", "nan"], "--max-mmacs must be a finite positive number, got nan"),
+        (["--max-mmacs", "inf"], "--max-mmacs must be a finite positive number, got inf"),
+        (["--max-mmacs", "0"], "--max-mmacs must be a finite positive number"),
         (["--epochs", "0"], "epochs >= 1"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--dataset", "mnist"], "choose from fashion_mnist, cifar10, digits"),
