@@ -8,8 +8,8 @@ import socket
 import sys
 
 from dashboard.app import create_app
-from nas._cli import fail
-from nas.storage import DEFAULT_STORAGE, INVALID, OK, check_storage, redact
+from nas._cli import add_storage_option, fail
+from nas.storage import INVALID, OK, check_storage, redact
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -17,7 +17,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m dashboard",
         description="Browse the Pareto fronts of stored searches (reads the storage only).",
     )
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    add_storage_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
     parser.add_argument("--port", type=int, default=8050, help="port to serve on")
     parser.add_argument(

@@ -1,18 +1,48 @@
-"""What every command line of ours shares: one-line errors with exit status 2."""
+"""What every command line of ours shares: one-line errors with exit status 2, and the options
+several commands take (each written once here, with one help text and one default).
+
+Torch stays out of this module: building a parser must not load it, so that `--help` and a
+usage error answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+import search_spaces
+from nas.storage import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    from nas.train import Budget
 
 EXIT_BAD_INPUT = 2
+DEFAULT_DATASET = "fashion_mnist"
+DEFAULT_SPACE = "inception_to_xception"
+
+# Input shape and classes of each built-in dataset, so that a command can cost, check and
+# export an architecture without the dataset files (or torch) at hand.
+DATASET_SHAPES = {
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "digits": ((1, 8, 8), 10),
+}
 
 
 def fail(message: str) -> int:
     """Print a one-line error (no traceback) and return the bad-input exit status."""
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def refusing_bad_input(run: Callable[..., int], *args) -> int:
+    """`run(*args)`, with the ValueError that refuses bad input turned into one line, exit 2."""
+    try:
+        return run(*args)
+    except ValueError as error:
+        return fail(str(error))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,8 +52,90 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(fail(f"{message} (see {self.prog} --help)"))
 
 
-def budget_option(text: str, device: str, dataset: str):
-    """The training budget a --budget option names: "auto" (per device) or EPOCHSxSIZE."""
-    from nas.train import Budget, auto_budget
+# --- options shared by several commands -----------------------------------------------------
 
-    return auto_budget(device, dataset) if text == "auto" else Budget.parse(text)
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL, e.g. postgresql://user@host/db (default {DEFAULT_STORAGE})",
+    )
+
+
+def add_study_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """--study; a search derives the name when none is given, the readers need one."""
+    parser.add_argument(
+        "--study",
+        required=required,
+        default=None,
+        help="study name" + ("" if required else " (default SPACE-DATASET)"),
+    )
+
+
+def add_space_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--space",
+        default=DEFAULT_SPACE,
+        help=f"search space: one of {', '.join(search_spaces.names())} (default {DEFAULT_SPACE})",
+    )
+
+
+def add_dataset_option(parser: argparse.ArgumentParser, *, only_known: bool = False) -> None:
+    """--dataset; `only_known`: the parser itself refuses other names (for a command that only
+    looks the dataset up in DATASET_SHAPES), else the command that loads it does."""
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        choices=sorted(DATASET_SHAPES) if only_known else None,
+        help=f"one of {', '.join(DATASET_SHAPES)} (default {DEFAULT_DATASET})",
+    )
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """--dataset and --data-dir, for the commands that load a dataset by name."""
+    add_dataset_option(parser)
+    add_data_dir_option(parser)
+
+
+def add_budget_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--budget",
+        default="auto",
+        help="training budget of each run: auto (the search's, per device and dataset), or "
+        "EPOCHSxSIZE images per epoch (e.g. 3x10000, 6xfull)",
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)"
+    )
+
+
+def add_seed_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed: the same seed repeats the same run (default 0)",
+    )
+
+
+def device_and_budget(args: argparse.Namespace) -> tuple[str, Budget]:
+    """The device and the training budget that --device, --budget and --dataset name.
+
+    Raises:
+        ValueError: an unknown or absent device, or a budget that is not "auto" or EPOCHSxSIZE.
+    """
+    # nas.train loads torch: only once a command runs, never while its parser is built.
+    from nas.train import Budget, auto_budget, resolve_device
+
+    device = resolve_device(args.device)
+    if args.budget == "auto":
+        return device, auto_budget(device, args.dataset)
+    return device, Budget.parse(args.budget)

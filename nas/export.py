@@ -36,10 +36,17 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
-from nas._cli import fail
+from nas._cli import (
+    add_data_dir_option,
+    add_device_option,
+    add_seed_option,
+    add_storage_option,
+    add_study_option,
+    fail,
+)
 from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
 from nas.record import TrialRecord, trial_accuracy
-from nas.storage import DEFAULT_STORAGE, load_study
+from nas.storage import load_study
 
 EXIT_TRAINING_FAILED = 1
 
@@ -159,8 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m nas.export",
         description="Write a searched architecture as one standalone PyTorch file.",
     )
-    parser.add_argument("--study", required=True, help="study name")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    add_study_option(parser, required=True)
+    add_storage_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--trial", type=int, help="export this trial number")
     which.add_argument("--pick", choices=PICKS, help="pick a trial: best, knee or smallest")
@@ -176,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with the final recipe on the full training split; report test accuracy",
     )
     parser.add_argument("--weights", default=None, help="where trained weights go (OUT.pt)")
-    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
-    parser.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    add_data_dir_option(parser)
+    add_device_option(parser)
+    add_seed_option(parser)
     return parser
 
 

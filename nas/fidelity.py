@@ -17,10 +17,22 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from nas._cli import OneLineParser, budget_option, fail
+import search_spaces
+from nas._cli import (
+    OneLineParser,
+    add_budget_option,
+    add_dataset_options,
+    add_device_option,
+    add_seed_option,
+    add_space_option,
+    device_and_budget,
+    refusing_bad_input,
+)
 from nas._runlog import append_run, read_runs
+from search_spaces import LANDMARKS
 
 
 def average_ranks(values: list[float]) -> list[float]:
@@ -72,9 +84,6 @@ def kendall_tau(xs: list[float], ys: list[float]) -> float:
 
 def sample_archs(space_name: str, count: int, seed: int) -> list[tuple[str, str]]:
     """(label, arch string): the landmarks first, then `count` seeded random architectures."""
-    import search_spaces
-    from search_spaces import LANDMARKS
-
     space = search_spaces.get(space_name)
     rng = random.Random(seed)
     chosen = [(name, str(arch)) for name, arch in LANDMARKS.items()]
@@ -116,8 +125,6 @@ def load_runs(path: Path, split_size: int) -> dict[tuple[str, str], dict]:
 def train_once(
     arch_text: str, data, budget, device: str, seed: int, recipe_changes: dict | None = None
 ) -> dict:
-    from dataclasses import replace
-
     from nas.builder import build_model
     from nas.cost import count_cost
     from nas.train import DEFAULT_RECIPE, train
@@ -260,42 +267,39 @@ def markdown_report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m nas.fidelity", description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="inception_to_xception")
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--data-dir", default=None)
+    add_space_option(parser)
+    add_dataset_options(parser)
     parser.add_argument(
         "--archs",
         type=int,
         default=30,
         help="random architectures besides the landmarks (default 30)",
     )
-    parser.add_argument(
-        "--budget", default="auto", help="the proxy budget (default: the search's auto budget)"
-    )
+    add_budget_option(parser)
     parser.add_argument(
         "--long-budget",
         default=None,
-        help="the reference budget (default: 10x the proxy's epochs)",
+        help="the reference budget (default: the proxy's --budget with 10x the epochs)",
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    add_device_option(parser)
+    add_seed_option(parser)
     parser.add_argument("--results", default="bench/results/fidelity_runs.jsonl")
     parser.add_argument("--out", default="bench/results/fidelity.json")
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except ValueError as error:
-        return fail(str(error))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return refusing_bad_input(_run, build_parser().parse_args(argv))
 
 
 def _run(args) -> int:
+    # nas.data and nas.train load torch: imported once a run starts, not for --help.
     from nas.data import load_dataset
-    from nas.train import DEFAULT_RECIPE, Budget, resolve_device
+    from nas.train import DEFAULT_RECIPE, Budget
 
-    device = resolve_device(args.device)
-    short = budget_option(args.budget, device, args.dataset)
+    device, short = device_and_budget(args)
     long = (
         Budget(short.epochs * 10, short.train_size)
         if args.long_budget is None

@@ -23,9 +23,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import optuna
+
+import search_spaces
 from nas._arch import Arch
-from nas._cli import OneLineParser, budget_option, fail
+from nas._cli import (
+    OneLineParser,
+    add_budget_option,
+    add_dataset_options,
+    add_device_option,
+    device_and_budget,
+    fail,
+    refusing_bad_input,
+)
+from nas._findings_report import render
 from nas._runlog import append_run, read_runs
+from search_spaces import LANDMARKS
 
 TARGET_PARAMS_FROM = "inception_v3"
 EXPERIMENTS = (
@@ -38,10 +51,6 @@ EXPERIMENTS = (
 
 
 def spectrum_archs() -> list[tuple[str, Arch]]:
-    import optuna
-
-    import search_spaces
-
     space = search_spaces.get("xception_spectrum")
     return [
         (f"segments={value}", space.sample(optuna.trial.FixedTrial({"segments": value})))
@@ -54,8 +63,6 @@ def _with_knobs(arch: Arch, **knobs) -> Arch:
 
 
 def factorization_archs() -> list[tuple[str, Arch]]:
-    from search_spaces import LANDMARKS
-
     five = _with_knobs(LANDMARKS["normal"], branches=("5",))
     return [
         ("5x5 conv", five),
@@ -66,8 +73,6 @@ def factorization_archs() -> list[tuple[str, Arch]]:
 
 
 def activation_archs() -> list[tuple[str, Arch]]:
-    from search_spaces import LANDMARKS
-
     xception, extreme = LANDMARKS["xception"], LANDMARKS["extreme_inception"]
     return [
         ("depthwise -> 1x1, no activation (Xception)", xception),
@@ -89,7 +94,6 @@ def scaled(arch: Arch, multiplier: float) -> Arch:
 def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:
     """Each landmark widened or narrowed to the parameter count of TARGET_PARAMS_FROM."""
     from nas.cost import count_cost
-    from search_spaces import LANDMARKS
 
     def params(arch: Arch) -> int:
         return count_cost(arch, input_shape, num_classes).params
@@ -108,13 +112,12 @@ def run_key(arch: Arch, budget: str, seed: int, dataset: str, batch_size: int) -
     return f"{dataset}|{budget}|b{batch_size}|{seed}|{arch}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m nas.findings", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--data-dir", default=None)
+    add_dataset_options(parser)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--budget", default="auto", help="per run (default: the search's auto)")
-    parser.add_argument("--device", default="auto")
+    add_budget_option(parser)
+    add_device_option(parser)
     parser.add_argument("--runs", default="bench/results/findings_runs.jsonl")
     parser.add_argument("--out", default="docs/findings.md")
     parser.add_argument(
@@ -122,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"comma-separated subset of {','.join(EXPERIMENTS)} (default all)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     only = EXPERIMENTS if args.only is None else tuple(args.only.split(","))
     unknown = [name for name in only if name not in EXPERIMENTS]
     if unknown:
@@ -130,23 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     args.only = only
     if args.seeds < 1:
         return fail(f"--seeds must be at least 1, got {args.seeds}")
-    try:
-        return _run(args)
-    except ValueError as error:
-        return fail(str(error))
+    return refusing_bad_input(_run, args)
 
 
 def _run(args) -> int:
-    from nas._findings_report import render
+    # Training, cost counting and the data load torch: imported once a run starts.
     from nas._machine import machine
     from nas.builder import build_model
     from nas.cost import count_cost, measure_latency
     from nas.data import load_dataset
-    from nas.train import DEFAULT_RECIPE, resolve_device, train
-    from search_spaces import LANDMARKS
+    from nas.train import DEFAULT_RECIPE, train
 
-    device = resolve_device(args.device)
-    budget = budget_option(args.budget, device, args.dataset)
+    device, budget = device_and_budget(args)
     data = load_dataset(args.dataset, args.data_dir)
     batch_size = DEFAULT_RECIPE.batch_size_for(budget, len(data.train_x))
     shape, classes = data.input_shape, data.num_classes

@@ -6,20 +6,12 @@ import json
 import sys
 
 from nas._arch import Arch, decoupling_degree
-from nas._cli import OneLineParser, fail
-
-# Input shape and classes per dataset, so inspecting needs no dataset files.
-DATASET_SHAPES = {
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "digits": ((1, 8, 8), 10),
-}
+from nas._cli import DATASET_SHAPES, OneLineParser, add_dataset_option, fail
+from search_spaces import LANDMARKS
 
 
 def resolve_arch(text: str) -> Arch:
     """A landmark name or an architecture string; ValueError says which names exist."""
-    from search_spaces import LANDMARKS
-
     if text in LANDMARKS:
         return LANDMARKS[text]
     if not text.startswith("stem"):
@@ -75,15 +67,19 @@ def format_table(info: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m nas.inspect",
         description="Print an architecture's per-block cost (MACs, params) and decoupling.",
     )
     parser.add_argument("arch", help="a landmark name (e.g. xception) or an architecture string")
-    parser.add_argument("--dataset", default="fashion_mnist", choices=sorted(DATASET_SHAPES))
+    add_dataset_option(parser, only_known=True)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         arch = resolve_arch(args.arch)
     except ValueError as error:

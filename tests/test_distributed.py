@@ -420,9 +420,9 @@ def test_core_shares_cover_every_core_evenly(cores, workers):
 def test_workers_beyond_the_cores_run_one_thread_on_one_core():
     code = (
         "import os, torch\n"
-        "from nas.search import _pin_worker_cores\n"
+        "from nas._workers import pin_worker_cores\n"
         "cores = sorted(os.sched_getaffinity(0))\n"
-        "_pin_worker_cores(len(cores) + 1, 2 * len(cores))\n"
+        "pin_worker_cores(len(cores) + 1, 2 * len(cores))\n"
         "print(sorted(os.sched_getaffinity(0)) == [cores[1 % len(cores)]], "
         "torch.get_num_threads())\n"
     )

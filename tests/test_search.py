@@ -147,6 +147,8 @@ def _stop_after_one(number, state):
         (["--objectives", "acc"], "acc,macs"),
         (["--budget", "three"], "EPOCHSxSIZE"),
         (["--device", "tpu"], "device"),
+        (["--seed", "-1"], "--seed"),
+        (["--max-mmacs", "nan"], "--max-mmacs"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, args, message):

@@ -1,0 +1,194 @@
+"""One search run's settings: everything it needs, checked once from its command line.
+
+`RunSettings.from_args` refuses bad input with a one-line ValueError before any storage, study
+or data exists, so a refused command leaves nothing behind. The command line imports this
+module to build its parser, so torch stays out of it until a run starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import nas
+import search_spaces
+from nas._cli import DATASET_SHAPES, device_and_budget
+from nas.storage import redact
+from search_spaces import LANDMARKS, SearchSpace
+
+if TYPE_CHECKING:
+    from nas.data import Dataset
+    from nas.train import Budget
+
+SAMPLERS = ("nsga2", "tpe", "random")
+# --objectives -> the stored objective names: accuracy first (maximized), then costs.
+OBJECTIVES = {
+    "acc,macs": ("val_acc", "macs"),
+    "acc,macs,latency": ("val_acc", "macs", "latency_ms"),
+}
+DEFAULT_HEARTBEAT_S = 10
+WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started worker its index
+# NumPy, under Optuna's samplers, takes seeds below 2**32; worker i samples with seed + i.
+SEED_LIMIT = 2**32
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What one `python -m nas.search` process runs; built by `from_args`."""
+
+    space: SearchSpace  # resolved once from --space
+    dataset: str
+    data_dir: str | None
+    storage_url: str
+    study_name: str  # --study, else SPACE-DATASET
+    sampler: str
+    objectives: tuple[str, ...]  # stored names, e.g. ("val_acc", "macs")
+    trials: int  # finished trials the study should hold
+    workers: int
+    budget: Budget
+    device: str  # resolved: "cpu", "cuda" or "cuda:N"
+    seed: int
+    max_mmacs: float | None  # skip, untrained, architectures above this many million MACs
+    heartbeat_s: int | None  # None: no heartbeats (--heartbeat 0)
+    prune: bool
+    landmarks: bool  # put the landmark architectures first
+    # The command line as given: the --workers processes rerun it, the study records it.
+    arguments: tuple[str, ...]
+    worker_index: int | None = None  # set on the processes that --workers starts
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, arguments: Sequence[str]) -> RunSettings:
+        """The settings of the parsed command line `arguments`.
+
+        Raises:
+            ValueError: one line naming the first bad option and what it accepts.
+        """
+        space = search_spaces.get(args.space)
+        if args.dataset not in DATASET_SHAPES:
+            raise ValueError(
+                f"unknown dataset {args.dataset!r}: choose from {', '.join(DATASET_SHAPES)}"
+            )
+        if args.sampler not in SAMPLERS:
+            raise ValueError(
+                f"unknown sampler {args.sampler!r}: choose from {', '.join(SAMPLERS)}"
+            )
+        if args.objectives not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objectives {args.objectives!r}: use {' or '.join(OBJECTIVES)}"
+            )
+        if args.trials < 1:
+            raise ValueError(f"--trials must be at least 1, got {args.trials}")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        highest_seed = SEED_LIMIT - args.workers
+        if not 0 <= args.seed <= highest_seed:
+            raise ValueError(
+                f"--seed must be a whole number from 0 to {highest_seed}, got {args.seed}"
+            )
+        if args.max_mmacs is not None and not (
+            math.isfinite(args.max_mmacs) and args.max_mmacs > 0
+        ):
+            raise ValueError(f"--max-mmacs must be a finite positive number, got {args.max_mmacs}")
+        device, budget = device_and_budget(args)
+        if args.epochs is not None:
+            budget = dataclasses.replace(budget, epochs=args.epochs)
+        heartbeat = DEFAULT_HEARTBEAT_S if args.heartbeat is None else args.heartbeat
+        return cls(
+            space=space,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            storage_url=args.storage,
+            study_name=args.study or f"{space.name}-{args.dataset}",
+            sampler=args.sampler,
+            objectives=OBJECTIVES[args.objectives],
+            trials=args.trials,
+            workers=args.workers,
+            budget=budget,
+            device=device,
+            seed=args.seed,
+            max_mmacs=args.max_mmacs,
+            heartbeat_s=heartbeat or None,
+            prune=not args.no_prune,
+            landmarks=not args.no_landmarks,
+            arguments=tuple(arguments),
+            worker_index=args.worker_index,
+        )
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's study directions: accuracy up, every cost down."""
+        return ["maximize"] + ["minimize"] * (len(self.objectives) - 1)
+
+    @property
+    def command(self) -> str:
+        """The command line, as the study and exported files record it: never with a password."""
+        return "python -m nas.search " + shlex.join(redact(arg) for arg in self.arguments)
+
+    def batch_size(self, data: Dataset) -> int:
+        """The batch every trial trains at: the recipe's for this budget on this training split."""
+        # Loaded with the data, so torch is there already; see the module docstring.
+        from nas.train import DEFAULT_RECIPE
+
+        return DEFAULT_RECIPE.batch_size_for(self.budget, len(data.train_x))
+
+    def study_attrs(self, data: Dataset) -> dict:
+        """The attributes a study of this run stores, and that a rerun checks it against."""
+        return {
+            "space": self.space.name,
+            "dataset": self.dataset,
+            "objectives": list(self.objectives),
+            "budget": str(self.budget),
+            "batch_size": self.batch_size(data),
+            "device": self.device,
+            "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes,
+            "seed": self.seed,
+            "sampler": self.sampler,
+            "command": self.command,
+            "version": nas.__version__,
+        }
+
+    def landmark_trials(self) -> list[tuple[dict, dict]]:
+        """(params, trial attrs) of the landmarks this space reaches, to run first.
+
+        No more than --trials of them: a waiting trial beyond the target would never run.
+        """
+        if not self.landmarks:
+            return []
+        reachable = [
+            (params, {"landmark": name})
+            for name, arch in LANDMARKS.items()
+            if (params := self.space.params_for(arch)) is not None
+        ]
+        return reachable[: self.trials]
+
+
+def resume_notes(study_name: str, stored: dict, wanted: dict) -> list[str]:
+    """Where a study being continued was started differently from this run, one note a line.
+
+    Args:
+        study_name: the study's name, for the notes.
+        stored: the study's stored attributes.
+        wanted: this run's, from `RunSettings.study_attrs`.
+    """
+    from nas.train import BATCH_SIZE_BEFORE_MIN_STEPS  # torch is loaded with the data by now
+
+    notes = []
+    if stored.get("budget") not in (None, wanted["budget"]):
+        notes.append(
+            f"note: study {study_name!r} was started with budget {stored['budget']}, "
+            f"continuing with {wanted['budget']}"
+        )
+    stored_batch = stored.get("batch_size", BATCH_SIZE_BEFORE_MIN_STEPS)
+    if stored_batch != wanted["batch_size"]:
+        notes.append(
+            f"note: study {study_name!r} trained its trials at batch {stored_batch}, continuing "
+            f"at {wanted['batch_size']}: accuracies before and after are not comparable; "
+            "start a new --study to keep one recipe"
+        )
+    return notes

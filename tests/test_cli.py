@@ -1,0 +1,178 @@
+"""The shared command-line options: names, defaults and help texts of all six parsers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dashboard.__main__ as dashboard_main
+from nas import export, fidelity, findings, inspect, search
+from nas._cli import DATASET_SHAPES
+from nas.storage import DEFAULT_STORAGE
+
+ROOT = Path(__file__).parent.parent
+PARSERS = {
+    "nas.search": search.build_parser,
+    "nas.export": export.build_parser,
+    "nas.inspect": inspect.build_parser,
+    "nas.fidelity": fidelity.build_parser,
+    "nas.findings": findings.build_parser,
+}
+
+
+def fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a new interpreter: this one has loaded torch already."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+def test_building_a_parser_loads_no_torch():
+    # Each parser is built in turn, so a failure names the first module that pulled torch in.
+    code = (
+        "import importlib, json, sys\n"
+        "loaded = {}\n"
+        "for name in ('nas.search', 'nas.inspect', 'nas.fidelity', 'nas.findings', "
+        "'nas.export'):\n"
+        "    importlib.import_module(name).build_parser().format_help()\n"
+        "    loaded[name] = 'torch' in sys.modules\n"
+        "import dashboard.__main__ as dashboard\n"
+        "dashboard.parse_args([])\n"
+        "loaded['dashboard'] = 'torch' in sys.modules\n"
+        "print(json.dumps(loaded))\n"
+    )
+    result = fresh_python(code)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert len(loaded) == 6
+    assert not any(loaded.values()), loaded
+
+
+def test_search_help_answers_without_torch():
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['nas.search', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('nas.search', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code, 'torch' in sys.modules)\n"
+    )
+    result = fresh_python(code)
+    assert "--max-mmacs" in result.stdout
+    assert result.stdout.split()[-3:] == ["exit", "0", "False"], result.stderr
+
+
+def test_parsers_keep_their_option_names_and_defaults():
+    defaults = {
+        "nas.search": (
+            [],
+            dict(
+                space="inception_to_xception",
+                trials=200,
+                dataset="fashion_mnist",
+                data_dir=None,
+                storage=DEFAULT_STORAGE,
+                study=None,
+                sampler="nsga2",
+                objectives="acc,macs",
+                budget="auto",
+                epochs=None,
+                max_mmacs=None,
+                device="auto",
+                workers=1,
+                seed=0,
+                heartbeat=None,
+                no_prune=False,
+                no_landmarks=False,
+                list_spaces=False,
+                dry_run=False,
+                worker_index=None,
+            ),
+        ),
+        "nas.export": (
+            ["--study", "s", "--pick", "knee"],
+            dict(
+                study="s",
+                storage=DEFAULT_STORAGE,
+                trial=None,
+                pick="knee",
+                min_acc=None,
+                max_mmacs=None,
+                out="model.py",
+                force=False,
+                onnx=None,
+                train_epochs=None,
+                weights=None,
+                data_dir=None,
+                device="auto",
+                seed=0,
+            ),
+        ),
+        "nas.inspect": (["xception"], dict(arch="xception", dataset="fashion_mnist", json=False)),
+        "nas.fidelity": (
+            [],
+            dict(
+                space="inception_to_xception",
+                dataset="fashion_mnist",
+                data_dir=None,
+                archs=30,
+                budget="auto",
+                long_budget=None,
+                device="auto",
+                seed=0,
+                results="bench/results/fidelity_runs.jsonl",
+                out="bench/results/fidelity.json",
+            ),
+        ),
+        "nas.findings": (
+            [],
+            dict(
+                dataset="fashion_mnist",
+                data_dir=None,
+                seeds=3,
+                budget="auto",
+                device="auto",
+                runs="bench/results/findings_runs.jsonl",
+                out="docs/findings.md",
+                only=None,
+            ),
+        ),
+    }
+    for name, (argv, expected) in defaults.items():
+        assert vars(PARSERS[name]().parse_args(argv)) == expected, name
+    served = vars(dashboard_main.parse_args([]))
+    assert served == dict(
+        storage=DEFAULT_STORAGE, host="127.0.0.1", port=8050, poll=5.0, debug=False
+    )
+
+
+@pytest.mark.parametrize(
+    "option", ["--storage", "--study", "--space", "--dataset", "--budget", "--device", "--seed"]
+)
+def test_a_shared_option_has_one_help_text(option):
+    helps = {}
+    for name, build in PARSERS.items():
+        action = build()._option_string_actions.get(option)
+        if action is not None:
+            helps[name] = action.help.replace(" (default SPACE-DATASET)", "")
+    assert len(helps) >= 2, f"{option} is shared by {sorted(helps)} only"
+    assert len(set(helps.values())) == 1, helps
+
+
+def test_inspect_refuses_a_dataset_it_has_no_shape_for(capsys):
+    with pytest.raises(SystemExit) as stop:
+        inspect.build_parser().parse_args(["xception", "--dataset", "mnist"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert all(name in error for name in DATASET_SHAPES)
+
+
+def test_the_study_is_required_where_a_command_reads_one(capsys):
+    with pytest.raises(SystemExit) as stop:
+        export.build_parser().parse_args(["--pick", "knee"])
+    assert stop.value.code == 2 and "--study" in capsys.readouterr().err
