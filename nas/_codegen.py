@@ -3,13 +3,14 @@ provenance and a self-check.
 
 The builder is copied from `nas._channels`, `nas._plan` and `nas.blocks` (their source, not a
 rewrite), so an exported network is the network the search trained. Then the copy is trimmed to
-what the architecture uses: building the model once under a line tracer shows which `if`
-statements it never enters and which functions it never calls, and only those are left out. The
-trimmed file is executed and compared with `nas.build_model` (state_dict keys, shapes and
-outputs) before it is returned.
+what the architecture uses and checked against `nas.build_model` (`nas._trim`) before it is
+returned.
 
 Values from the storage (study name, command, dataset...) reach the file only inside the module
 docstring, escaped (see `_docstring_literal`); code holds only literals we render ourselves.
+
+At about 450 lines this module is longer than most: the file's parts (imports, constants, the
+copied builder, the escaped docstring) are assembled here and read best together.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ import nas
 from nas import _channels, _plan, blocks
 from nas._arch import Arch, decoupling_degree
 from nas._plan import stage_specs
+from nas._trim import check_same_network, trim
 from nas.builder import build_model as reference_model
 from nas.cost import count_cost
 
 # In dependency order: each module uses only names defined above it.
 BUILDER_MODULES = (_channels, _plan, blocks)
 LINE_LENGTH = 99
-# Name under which generated code is compiled, so the tracer can tell its frames apart.
-GENERATED_FILENAME = "<nas-export>"
 
 # Provenance keys with a fixed label and place; other keys follow in the caller's order.
 PROVENANCE_LABELS = {
@@ -102,8 +102,8 @@ def _generate(arch, input_shape, num_classes, provenance, normalization) -> str:
     }
     full = _assemble(parts, _builder_definitions())
     try:
-        code = _trim(full, input_shape)
-        _check_same_network(code, reference, input_shape)
+        code = trim(full, input_shape, BUILDER_HEADER.splitlines()[0])
+        check_same_network(code, reference, input_shape)
     except Exception as error:  # a trimming bug must not cost the user a correct file
         warnings.warn(
             f"exporting the untrimmed builder: trimming failed ({error})",
@@ -111,7 +111,7 @@ def _generate(arch, input_shape, num_classes, provenance, normalization) -> str:
             stacklevel=3,
         )
         code = full
-        _check_same_network(code, reference, input_shape)
+        check_same_network(code, reference, input_shape)
     return code
 
 
@@ -448,128 +448,3 @@ def _docstring_literal(text: str) -> str:
     if ast.literal_eval(literal) != text + "\n":
         raise ValueError("the docstring does not round-trip")
     return literal
-
-
-# --- trimming and checking -------------------------------------------------------------------
-
-
-def _trim(source: str, input_shape: tuple[int, int, int]) -> str:
-    """Leave out the `if` blocks and definitions the model never reaches while built and run."""
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    start = next(i for i, line in enumerate(lines, 1) if line == BUILDER_HEADER.splitlines()[0])
-    end = next(i for i, line in enumerate(lines, 1) if line.startswith("def build_model("))
-    executed = _executed_lines(source, input_shape)
-
-    def ran(body: list[ast.stmt]) -> bool:
-        return any(body[0].lineno <= line <= body[-1].end_lineno for line in executed)
-
-    dropped: set[int] = set()
-
-    def drop(node: ast.stmt) -> None:
-        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        while lines[first - 2].lstrip().startswith("#"):
-            first -= 1  # the comment that introduces a block goes with it
-        dropped.update(range(first, node.end_lineno + 1))
-
-    for node in ast.walk(tree):
-        for field in ("body", "orelse"):
-            block = getattr(node, field, None)
-            if not isinstance(block, list) or not block:
-                continue
-            unreached = [
-                statement
-                for statement in block
-                if isinstance(statement, ast.If)
-                and not statement.orelse
-                and start < statement.lineno < end
-                and not ran(statement.body)
-            ]
-            if len(unreached) < len(block):  # a block must keep a statement
-                for statement in unreached:
-                    drop(statement)
-    while True:
-        used = {
-            node.id
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Name) and node.lineno not in dropped
-        }
-        unused = [
-            node
-            for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef))
-            and start < node.lineno < end
-            and node.lineno not in dropped
-            and node.name not in used
-            and not ran(node.body)
-        ]
-        if not unused:
-            break
-        for node in unused:
-            drop(node)
-    builder = [lines[number - 1] for number in range(start, end) if number not in dropped]
-    tidy = _tidy_blank_lines(builder)
-    return "\n".join(lines[: start - 1] + tidy + ["", ""] + lines[end - 1 :]) + "\n"
-
-
-def _tidy_blank_lines(lines: list[str]) -> list[str]:
-    """At most two blank lines before top-level code and one inside a block, none at its start
-    (removing code leaves gaps); trailing blank lines go."""
-    out: list[str] = []
-    blanks = 0
-    for line in lines:
-        if not line.strip():
-            blanks += 1
-            continue
-        if blanks and out:
-            top_level = not line[0].isspace()
-            after_opening = out[-1].rstrip().endswith(":") and not top_level
-            count = 0 if after_opening else min(blanks, 2 if top_level else 1)
-            out += [""] * count
-        blanks = 0
-        out.append(line)
-    return out
-
-
-def _executed_lines(source: str, input_shape: tuple[int, int, int]) -> set[int]:
-    """Lines of `source` run while its build_model() builds a model and runs one batch."""
-    namespace = _execute(source)
-    executed: set[int] = set()
-
-    def trace_lines(frame, event, _arg):
-        if event == "line":
-            executed.add(frame.f_lineno)
-        return trace_lines
-
-    def trace_calls(frame, _event, _arg):
-        return trace_lines if frame.f_code.co_filename == GENERATED_FILENAME else None
-
-    previous = sys.gettrace()
-    sys.settrace(trace_calls)
-    try:
-        model = namespace["build_model"]().eval()
-        with torch.no_grad():
-            model(torch.zeros(2, *input_shape))
-    finally:
-        sys.settrace(previous)
-    return executed
-
-
-def _execute(source: str) -> dict:
-    namespace: dict = {"__name__": "nas_exported_model"}
-    exec(compile(source, GENERATED_FILENAME, "exec"), namespace)  # our own generated code
-    return namespace
-
-
-def _check_same_network(source: str, reference: torch.nn.Module, input_shape) -> None:
-    """Raise unless `source` builds `reference`'s network: same keys, shapes and outputs."""
-    model = _execute(source)["build_model"]().eval()
-    expected = {key: value.shape for key, value in reference.state_dict().items()}
-    got = {key: value.shape for key, value in model.state_dict().items()}
-    if got != expected:
-        raise RuntimeError("the generated builder's state_dict differs from nas.build_model's")
-    model.load_state_dict(reference.state_dict())
-    inputs = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        if not torch.equal(model(inputs), reference(inputs)):
-            raise RuntimeError("the generated model's outputs differ from nas.build_model's")
