@@ -77,9 +77,7 @@ def parse_trial_search(search: str | None) -> tuple[str, int] | None:
         return None
 
 
-def route_view(
-    cache: FrameCache, pathname: str, search: str, status: dict | None, can_export: bool
-):
+def route_view(cache: FrameCache, pathname: str, search: str, status: dict | None):
     """The page for a URL, or the status page while the storage is not usable."""
     status = status or {"kind": cache.reader.status().kind, "message": ""}
     if status["kind"] != OK:
@@ -96,11 +94,11 @@ def route_view(
         target = parse_trial_search(search)
         if target is None:
             return layout.not_found("a trial URL looks like /trial?study=NAME&number=N")
-        return trial_view(cache, *target, can_export=can_export)
+        return trial_view(cache, *target)
     return layout.not_found(f"no page at {pathname}")
 
 
-def trial_view(cache: FrameCache, study: str, number: int, can_export: bool):
+def trial_view(cache: FrameCache, study: str, number: int):
     from nas import Arch
 
     info = cache.infos().get(study)
@@ -120,7 +118,7 @@ def trial_view(cache: FrameCache, study: str, number: int, can_export: bool):
                 costs = cost_table(details.arch, details.input_shape, details.num_classes)
         except (ValueError, RuntimeError) as exc:
             error = f"cannot draw or count this architecture: {exc}"
-    return trial_page(details, stem, stages, costs, error, can_export)
+    return trial_page(details, stem, stages, costs, error)
 
 
 def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
@@ -237,7 +235,7 @@ def register_callbacks(app: Dash, cache: FrameCache) -> None:
         Input("storage-status", "data"),
     )
     def route(pathname, search, status):
-        return route_view(cache, pathname or "/", search, status, can_export=True)
+        return route_view(cache, pathname or "/", search, status)
 
     for graph, control, view in FIGURE_VIEWS:
         _register_figure(app, cache, graph, control, view)

@@ -115,7 +115,6 @@ def trial_page(
     stages: tuple[StageView, ...],
     costs,
     cost_error: str,
-    can_export: bool,
 ) -> html.Div:
     """The whole page for one trial; `costs` is a cost table frame or None (see cost_error)."""
     title = f"Trial {details.number} of {details.study}"
@@ -138,17 +137,16 @@ def trial_page(
             className="row",
         ),
     ]
-    if can_export:
-        parts.append(
-            html.Div(
-                [
-                    html.Button("Download as PyTorch code", id="download-button", n_clicks=0),
-                    dcc.Download(id="download"),
-                    html.Span(id="download-error", className="error"),
-                ],
-                className="download",
-            )
+    parts.append(
+        html.Div(
+            [
+                html.Button("Download as PyTorch code", id="download-button", n_clicks=0),
+                dcc.Download(id="download"),
+                html.Span(id="download-error", className="error"),
+            ],
+            className="download",
         )
+    )
     if stages and stem is not None:
         parts += [
             html.H3("Architecture (first block of each stage)"),

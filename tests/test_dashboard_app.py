@@ -115,14 +115,12 @@ def test_clicking_a_point_opens_its_trial_url():
     assert callbacks.trial_href({"points": [{"x": 1}]}) is None
 
 
-def test_trial_page_has_diagram_costs_curve_and_optional_download(cache):
-    page = callbacks.trial_view(cache, "demo", 5, can_export=False)
+def test_trial_page_has_diagram_costs_curve_and_download(cache):
+    page = callbacks.trial_view(cache, "demo", 5)
     html = text(page)
     assert "Trial 5 of demo" in html and "stage 3" in html and "depthwise" in html
     assert "stage1.block1" in html and "total" in html and "multiply-accumulates" in html
-    assert "curve" in ids(page) and "download-button" not in ids(page)
-    page = callbacks.trial_view(cache, "demo", 5, can_export=True)
-    assert {"download-button", "download"} <= ids(page)
+    assert {"curve", "download-button", "download"} <= ids(page)
 
 
 def test_figure_views_follow_the_selection(cache):

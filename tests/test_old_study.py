@@ -84,3 +84,48 @@ def test_an_old_study_exports_the_same_network(old_storage, tmp_path, which):
     images = torch.randn(4, *before.INPUT_SHAPE)
     with torch.no_grad():
         assert torch.equal(new_net(images), old_net(images))
+
+
+def test_an_old_study_opens_in_the_dashboard(old_storage):
+    from dashboard import callbacks
+    from dashboard.data import FrameCache
+    from dashboard.plot_data import fronts_data
+    from dashboard.storage import StorageReader
+
+    cache = FrameCache(StorageReader(old_storage))
+    frame = cache.frame([STUDY])
+    assert len(frame) == 201
+    data = fronts_data(frame, "macs")
+    (study,) = data.studies
+    assert study.study == STUDY and len(study.complete.x) == 39
+    # The front, worked out here by brute force from the stored values and MACs.
+    trials = cache.reader.trials(STUDY)
+    done = [(t.number, t.values[0], t.user_attrs["macs"]) for t in trials if t.values]
+    front = sorted(
+        (macs, number)
+        for number, acc, macs in done
+        if not any(a >= acc and m <= macs and (a, m) != (acc, macs) for _, a, m in done)
+    )
+    assert list(study.front.numbers) == [number for _, number in front]
+    assert set(data.landmarks.names) == {
+        t.user_attrs["landmark"] for t in trials if t.values and "landmark" in t.user_attrs
+    }
+    page = str(callbacks.trial_view(cache, STUDY, 168).to_plotly_json())
+    assert "Trial 168 of inception_to_xception-digits" in page and "stage 3" in page
+    cache.reader.close()
+
+
+def test_an_old_study_resumes(old_storage, tmp_path):
+    from nas.storage import load_study
+
+    before = {t.number: (t.state, t.values) for t in load_study(old_storage, STUDY).trials}
+    done = run(
+        "nas.search", "--dataset", "digits", "--budget", "2x500", "--trials", "201",
+        "--storage", old_storage, "--device", "cpu", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "200/201 trials already done" in done.stderr
+    trials = load_study(old_storage, STUDY).trials
+    assert {t.number: (t.state, t.values) for t in trials[: len(before)]} == before
+    new = trials[len(before) :]
+    assert len(new) == 1 and new[0].state.is_finished() and new[0].user_attrs["arch"]

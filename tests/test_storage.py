@@ -288,7 +288,7 @@ def test_the_dashboard_header_and_pages_hide_the_password():
     cache = FrameCache(StorageReader(SECRET_URL))
     status = callbacks.poll_view(cache, None)["status"]
     assert status["kind"] == INVALID and "nas:***@" in status["message"]
-    page = text(callbacks.route_view(cache, "/", "", status, can_export=True))
+    page = text(callbacks.route_view(cache, "/", "", status))
     assert "cannot read" in page and "s3cret" not in page
 
 
