@@ -122,7 +122,7 @@ def _stage_choices(index: int, **knobs: tuple[str, ...]) -> dict[str, tuple[str,
 
 
 def inception_to_xception() -> SearchSpace:
-    """The full space of DESIGN.md: every block knob per stage, plus widths, depths, stem."""
+    """The full space (docs/design.md): every block knob per stage, plus widths, depths, stem."""
     widths = (("16", "24", "32", "48"), ("32", "48", "64", "96"), ("64", "96", "128", "192"))
     choices: dict[str, tuple[str, ...]] = {"stem_width": ("8", "16", "24", "32")}
     for index, stage_widths in enumerate(widths, 1):
