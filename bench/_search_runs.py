@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from bench._search_args import search_argv
 from nas import search
 from nas.pareto import hypervolume
+from nas.record import TrialRecord, trial_accuracy, trial_macs
 
 
 def run_search(storage: str, study: str, **settings) -> tuple[optuna.Study, float]:
@@ -41,7 +42,7 @@ def hypervolume_curve(study: optuna.Study, checkpoints: list[int]) -> dict[int, 
     curve = {}
     for k in checkpoints:
         points = [
-            (t.values[0], t.user_attrs["macs"])
+            (trial_accuracy(t), trial_macs(t))
             for t in trials[:k]
             if t.state == TrialState.COMPLETE and t.values is not None
         ]
@@ -51,7 +52,5 @@ def hypervolume_curve(study: optuna.Study, checkpoints: list[int]) -> dict[int, 
 
 def training_seconds(study: optuna.Study) -> float:
     """Seconds the study's trials spent training and evaluating."""
-    return sum(
-        t.user_attrs.get("train_seconds", 0.0) + t.user_attrs.get("eval_seconds", 0.0)
-        for t in study.trials
-    )
+    records = [TrialRecord.from_trial(t) for t in study.trials]
+    return sum((r.train_seconds or 0.0) + (r.eval_seconds or 0.0) for r in records)

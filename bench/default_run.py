@@ -28,6 +28,13 @@ from optuna.trial import TrialState  # noqa: E402
 from bench._machine import bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
 from bench._search_args import search_argv, search_command  # noqa: E402
 from nas.pareto import hypervolume, pareto_indices  # noqa: E402
+from nas.record import (  # noqa: E402
+    TrialRecord,
+    counts_toward_target,
+    is_skipped,
+    trial_accuracy,
+    trial_macs,
+)
 
 SPACE = "inception_to_xception"
 
@@ -76,8 +83,13 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
     device = None if args.device == "auto" else args.device
     user_settings = {"space": SPACE, "trials": args.trials, "device": device}
     trials = sorted(study.trials, key=lambda t: t.number)
-    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    trained = [t for t in counted if "duplicate_of" not in t.user_attrs]
+    records = {t.number: TrialRecord.from_trial(t) for t in trials}
+
+    def record(trial) -> TrialRecord:
+        return records[trial.number]
+
+    counted = [t for t in trials if counts_toward_target(t)]
+    trained = [t for t in counted if record(t).duplicate_of is None]
     seconds = [t.duration.total_seconds() for t in trained if t.duration is not None]
     first = min(t.datetime_start for t in trials if t.datetime_start is not None)
     last = max(t.datetime_complete for t in counted)
@@ -85,7 +97,7 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
     rate = len(counted) / trial_span * 3600
     setup = wall - trial_span if not stopped else None
     complete = [t for t in counted if t.state == TrialState.COMPLETE]
-    points = [(t.values[0], t.user_attrs["macs"]) for t in complete]
+    points = [(trial_accuracy(t), trial_macs(t)) for t in complete]
     front = [complete[i] for i in pareto_indices(points)]
     return {
         # As a user would type it: the storage is a temporary file, the device when not auto.
@@ -93,7 +105,7 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
         "benchmark": invocation(__file__),
         "machine": machine(),
         "budget": study.user_attrs.get("budget"),
-        "device": study.user_attrs.get("device") or (trained[0].user_attrs.get("device")),
+        "device": study.user_attrs.get("device") or record(trained[0]).device,
         "target_trials": args.trials,
         "finished_trials": len(counted),
         "stopped_after_minutes": args.minutes if stopped else None,
@@ -103,29 +115,29 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
         "trials_per_hour": round(rate, 1),
         "minutes_for_target": round(args.trials / rate * 60, 1),
         "pruned": sum(t.state == TrialState.PRUNED for t in counted),
-        "duplicates": sum("duplicate_of" in t.user_attrs for t in counted),
-        "skipped_by_constraint": sum("constraint" in t.user_attrs for t in trials),
+        "duplicates": sum(record(t).duplicate_of is not None for t in counted),
+        "skipped_by_constraint": sum(is_skipped(t) for t in trials),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "trial_seconds_median": round(statistics.median(seconds), 1),
         "trial_seconds_p90": round(sorted(seconds)[int(0.9 * (len(seconds) - 1))], 1),
         "landmark_seconds": {
-            t.user_attrs["landmark"]: round(t.duration.total_seconds(), 1)
+            record(t).landmark: round(t.duration.total_seconds(), 1)
             for t in trained
-            if "landmark" in t.user_attrs
+            if record(t).landmark
         },
         "hypervolume": round(hypervolume(points), 4),
         "front": [
             {
                 "trial": t.number,
                 "val_acc": round(t.values[0], 4),
-                "mmacs": round(t.user_attrs["macs"] / 1e6, 2),
-                "params": t.user_attrs["params"],
-                "latency_ms": t.user_attrs.get("latency_ms"),
-                "decoupling": round(t.user_attrs.get("decoupling", 0.0), 2),
-                "landmark": t.user_attrs.get("landmark", ""),
-                "arch": t.user_attrs["arch"],
+                "mmacs": round(record(t).macs / 1e6, 2),
+                "params": record(t).params,
+                "latency_ms": record(t).latency_ms,
+                "decoupling": round(record(t).decoupling or 0.0, 2),
+                "landmark": record(t).landmark or "",
+                "arch": record(t).arch,
             }
-            for t in sorted(front, key=lambda t: t.user_attrs["macs"])
+            for t in sorted(front, key=lambda t: record(t).macs)
         ],
     }
 

@@ -240,12 +240,12 @@ def _run(args: argparse.Namespace) -> int:
     from nas.cost import count_cost  # cached: generate_code counted the same network
 
     macs = count_cost(arch, input_shape, num_classes).macs
-    recorded = trial.user_attrs.get("macs")
+    recorded = TrialRecord.from_trial(trial).macs
     print(
         f"wrote {outputs['out']}: trial {trial.number} of study {study.study_name!r} "
         f"(val acc {trial.values[0]:.4f}, {macs / 1e6:.3f} M MACs)"
     )
-    if isinstance(recorded, int) and recorded != macs:
+    if recorded is not None and recorded != macs:
         print(
             f"note: the trial recorded {recorded:,} MACs; counted now: {macs:,}", file=sys.stderr
         )
