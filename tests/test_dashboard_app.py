@@ -69,14 +69,14 @@ def test_missing_storage_shows_the_command_then_the_study_once_it_exists(tmp_pat
     cache = FrameCache(StorageReader(f"sqlite:///{path}"))
     result = callbacks.poll_view(cache, None)
     assert result["status"]["kind"] == "missing" and result["options"] == []
-    page = callbacks.route_view(cache, "/", "", result["status"], False)
+    page = callbacks.route_view(cache, "/", "", result["status"])
     assert CREATE_COMMAND in text(page)
     assert not path.exists()
 
     build_study(f"sqlite:///{path}", "late", count=3)
     result = callbacks.poll_view(cache, None)
     assert result["status"]["kind"] == "ok" and result["value"] == ["late"]
-    assert "fronts-graph" in ids(callbacks.route_view(cache, "/", "", result["status"], False))
+    assert "fronts-graph" in ids(callbacks.route_view(cache, "/", "", result["status"]))
 
 
 def test_a_foreign_database_gets_an_error_page_and_stays_untouched(tmp_path):
@@ -88,7 +88,7 @@ def test_a_foreign_database_gets_an_error_page_and_stays_untouched(tmp_path):
     cache = FrameCache(StorageReader(f"sqlite:///{path}"))
     result = callbacks.poll_view(cache, None)
     assert result["status"]["kind"] == "invalid"
-    page = text(callbacks.route_view(cache, "/", "", result["status"], False))
+    page = text(callbacks.route_view(cache, "/", "", result["status"]))
     assert "cannot be read" in page and "orders" in page and "changed nothing" in page
     assert app.server.test_client().get("/").status_code == 200
     assert fingerprint(path) == before
@@ -97,14 +97,14 @@ def test_a_foreign_database_gets_an_error_page_and_stays_untouched(tmp_path):
 
 def test_routes(cache):
     status = {"kind": "ok", "message": ""}
-    assert "spectrum-graph" in ids(callbacks.route_view(cache, "/spectrum", "", status, False))
-    assert "progress-graph" in ids(callbacks.route_view(cache, "/progress", "", status, False))
-    page = callbacks.route_view(cache, "/importance", "", status, False)
+    assert "spectrum-graph" in ids(callbacks.route_view(cache, "/spectrum", "", status))
+    assert "progress-graph" in ids(callbacks.route_view(cache, "/progress", "", status))
+    page = callbacks.route_view(cache, "/importance", "", status)
     assert "importance-content" in ids(page)
-    assert "no page at /nope" in text(callbacks.route_view(cache, "/nope", "", status, False))
-    missing = callbacks.route_view(cache, "/trial", "?study=demo&number=999", status, False)
+    assert "no page at /nope" in text(callbacks.route_view(cache, "/nope", "", status))
+    missing = callbacks.route_view(cache, "/trial", "?study=demo&number=999", status)
     assert "no trial 999" in text(missing)
-    assert "a trial URL" in text(callbacks.route_view(cache, "/trial", "?x=1", status, False))
+    assert "a trial URL" in text(callbacks.route_view(cache, "/trial", "?x=1", status))
 
 
 def test_clicking_a_point_opens_its_trial_url():
