@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from nas._arch import Arch, decoupling_degree
 from nas.builder import build_model
-from nas.cost import count_cost, measure_latency
+from nas.cost import count_cost, known_cost, measure_latency
 from nas.data import Dataset
 from nas.pruning import DominancePruner, PeerCurve
 from nas.record import TrialRecord, is_skipped, read_attr, store
@@ -61,9 +61,13 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         arch: Arch = self.space.sample(trial)
         text = str(arch)
-        # Built once: counted, timed and trained, each leaving it as the next one needs it.
-        model = build_model(arch, self.data.in_channels, self.data.num_classes)
-        cost = count_cost(arch, self.data.input_shape, self.data.num_classes, model=model)
+        # At most one build: a network whose cost is known is built only if it is trained (not
+        # when skipped or reused), and the one built to count it is timed and trained too.
+        model = None
+        cost = known_cost(arch, self.data.input_shape, self.data.num_classes)
+        if cost is None:
+            model = build_model(arch, self.data.in_channels, self.data.num_classes)
+            cost = count_cost(arch, self.data.input_shape, self.data.num_classes, model=model)
         store(
             trial.set_user_attr,
             arch=text,
@@ -90,6 +94,8 @@ class Objective:
         # Batch-1 forward latency on one CPU thread (as on a phone core; several threads on a
         # busy machine stall each other): a few runs suffice for a median, and the measurement
         # must stay a small share of a trial (bench/search_overhead.py).
+        if model is None:
+            model = build_model(arch, self.data.in_channels, self.data.num_classes)
         latency = measure_latency(
             model,
             self.data.input_shape,

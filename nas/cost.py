@@ -108,6 +108,16 @@ _COSTS_KEPT = 4096
 _COSTS_LOCK = threading.Lock()  # the dashboard serves requests from several threads
 
 
+def known_cost(arch: Arch, input_shape: tuple[int, ...], num_classes: int = 10) -> Cost | None:
+    """The cost `count_cost` already counted for this network, or None (nothing is built)."""
+    key = (arch, tuple(int(size) for size in input_shape), int(num_classes))
+    with _COSTS_LOCK:
+        cost = _COSTS.get(key)
+        if cost is not None:
+            _COSTS.move_to_end(key)
+        return cost
+
+
 def count_cost(
     arch: Arch | str | nn.Module,
     input_shape: tuple[int, ...],
@@ -129,11 +139,9 @@ def count_cost(
         return _module_cost(arch, input_shape)
     arch = Arch.parse(arch) if isinstance(arch, str) else arch
     key = (arch, input_shape, int(num_classes))
-    with _COSTS_LOCK:
-        cost = _COSTS.get(key)
-        if cost is not None:
-            _COSTS.move_to_end(key)
-            return cost
+    cost = known_cost(arch, input_shape, num_classes)
+    if cost is not None:
+        return cost
     if model is None:
         model = build_model(arch, input_shape[0], num_classes)
     cost = _module_cost(model, input_shape)

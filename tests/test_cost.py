@@ -228,3 +228,28 @@ def test_a_trial_builds_its_network_once(monkeypatch, digits):
     [model] = built
     assert timed == [model] and trained == [model]
     assert study.trials[0].user_attrs["macs"] == count_cost(model, digits.input_shape).macs
+
+
+def test_a_skipped_trial_whose_cost_is_known_builds_nothing(monkeypatch, digits):
+    def no_build(*_args):
+        raise AssertionError("a skipped trial built its network")
+
+    space = search_spaces.get("inception_to_xception")
+    count_cost(LANDMARKS["grouped"], digits.input_shape, digits.num_classes)  # now known
+    monkeypatch.setattr("nas._objective.build_model", no_build)
+    monkeypatch.setattr(nas.cost, "build_model", no_build)
+    objective = Objective(
+        space=space,
+        data=digits,
+        budget=Budget(1, 100),
+        device="cpu",
+        seed=0,
+        objectives=("val_acc", "macs"),
+        pruner=NO_PRUNING,
+        max_mmacs=0.0001,
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(space.params_for(LANDMARKS["grouped"]))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED and "constraint" in trial.user_attrs
