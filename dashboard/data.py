@@ -130,12 +130,6 @@ def add_pareto_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def front_line(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
-    """One study's front for `cost`, sorted by cost: the corners of its step line."""
-    front = frame[frame[f"pareto_{cost}"]]
-    return front.sort_values([cost, "val_acc"])[[cost, "val_acc", "number"]]
-
-
 def fingerprint(trials: Sequence[FrozenTrial]) -> tuple:
     """What changes whenever a trial is added, finishes or changes state: for cheap polling."""
     finished = [trial for trial in trials if trial.state.is_finished()]

@@ -55,12 +55,13 @@ class Progress:
         new = done - self.start_count
         remaining = max(0, self.target - done)
         eta = f"{_clock(elapsed / new * remaining)}" if new > 0 else "?"
-        best = max((accuracy for _, accuracy, _ in completed_points(trials)), default=0.0)
+        points = [point[1:] for point in completed_points(trials)]
+        best = max((accuracy for accuracy, _ in points), default=0.0)
         pruned = sum(t.state == TrialState.PRUNED for t in trials)
         failed = sum(t.state == TrialState.FAIL for t in trials)
         return (
             f"[{done}/{self.target}] elapsed {_clock(elapsed)} eta {eta} | "
-            f"front {len(front_trials(trials))} | HV {study_hypervolume(trials):.4f} | "
+            f"front {len(pareto_indices(points))} | HV {hypervolume(points):.4f} | "
             f"best acc {best:.4f} | pruned {pruned} failed {failed}"
         )
 
