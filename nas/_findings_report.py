@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from nas.fidelity import kendall_tau, spearman_rho
 
 
@@ -46,8 +48,35 @@ def _spectrum(rows: list[dict]) -> list[str]:
     ]
     best = _best(rows)
     if best:
-        lines += ["", f"Most accurate point: **{best['label']}** ({_acc(best)})."]
+        lines += [
+            "",
+            f"Most accurate point: **{best['label']}** ({_acc(best)}){_lead(best, rows)}.",
+        ]
     return lines
+
+
+def _lead(best: dict, rows: list[dict]) -> str:
+    """Whether the most accurate point's lead over the next one exceeds its seed noise.
+
+    The lead counts when it is more than twice the standard error of the difference of the two
+    means (about a 95% interval that excludes zero); fewer seeds than two give no verdict.
+    """
+    others = [r for r in rows if r is not best and r["acc_mean"] is not None]
+    if not others:
+        return ""
+    runner_up = max(others, key=lambda r: r["acc_mean"])
+    if min(best["seeds"], runner_up["seeds"]) < 2:
+        return f"; one seed: not distinguishable from {runner_up['label']}"
+    error = math.sqrt(
+        best["acc_std"] ** 2 / best["seeds"] + runner_up["acc_std"] ** 2 / runner_up["seeds"]
+    )
+    lead = best["acc_mean"] - runner_up["acc_mean"]
+    verdict = "ahead of" if lead > 2 * error else "not distinguishable from"
+    return (
+        f", {verdict} the next, {runner_up['label']} ({_acc(runner_up)}), at "
+        f"{min(best['seeds'], runner_up['seeds'])} seeds: lead {lead:.2%}, twice its standard "
+        f"error {2 * error:.2%}"
+    )
 
 
 def _factorization(rows: list[dict]) -> list[str]:

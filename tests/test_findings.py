@@ -52,3 +52,17 @@ def test_findings_report_on_digits(tmp_path):
     assert "Kendall tau" in text and "±" in text
     tables = json.loads(out.with_suffix(".json").read_text())["tables"]
     assert all(row["seeds"] == 2 for row in tables["spectrum"])
+
+
+def test_the_most_accurate_point_is_named_with_its_noise():
+    from nas._findings_report import _lead
+
+    def row(label, mean, std, seeds=3):
+        return {"label": label, "acc_mean": mean, "acc_std": std, "seeds": seeds}
+
+    close = [row("a", 0.8786, 0.0013), row("b", 0.8773, 0.0025), row("c", 0.86, 0.001)]
+    assert "not distinguishable from the next, b" in _lead(close[0], close)
+    clear = [row("a", 0.89, 0.001), row("b", 0.87, 0.001)]
+    assert ", ahead of the next, b" in _lead(clear[0], clear)
+    single = [row("a", 0.89, 0.0, 1), row("b", 0.87, 0.0, 1)]
+    assert "one seed: not distinguishable from b" in _lead(single[0], single)
