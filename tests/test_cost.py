@@ -212,15 +212,7 @@ def test_a_trial_builds_its_network_once(monkeypatch, digits):
     monkeypatch.setattr("nas._objective.train", instant_train)
     monkeypatch.setattr(nas.cost, "build_model", no_build)
     space = search_spaces.get("inception_to_xception")
-    objective = Objective(
-        space=space,
-        data=digits,
-        budget=Budget(1, 100),
-        device="cpu",
-        seed=0,
-        objectives=("val_acc", "macs"),
-        pruner=NO_PRUNING,
-    )
+    objective = one_epoch_objective(space, digits)
     monkeypatch.setattr(nas.cost, "_COSTS", OrderedDict())  # counting needs the network too
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.enqueue_trial(space.params_for(LANDMARKS["grouped"]))
@@ -238,18 +230,23 @@ def test_a_skipped_trial_whose_cost_is_known_builds_nothing(monkeypatch, digits)
     count_cost(LANDMARKS["grouped"], digits.input_shape, digits.num_classes)  # now known
     monkeypatch.setattr("nas._objective.build_model", no_build)
     monkeypatch.setattr(nas.cost, "build_model", no_build)
-    objective = Objective(
-        space=space,
-        data=digits,
-        budget=Budget(1, 100),
-        device="cpu",
-        seed=0,
-        objectives=("val_acc", "macs"),
-        pruner=NO_PRUNING,
-        max_mmacs=0.0001,
-    )
+    objective = one_epoch_objective(space, digits, max_mmacs=0.0001)
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.enqueue_trial(space.params_for(LANDMARKS["grouped"]))
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED and "constraint" in trial.user_attrs
+
+
+def one_epoch_objective(space, data, **options) -> Objective:
+    """A one-epoch, unpruned objective on `data`, as the trial-cost tests need it."""
+    return Objective(
+        space=space,
+        data=data,
+        budget=Budget(1, 100),
+        device="cpu",
+        seed=0,
+        objectives=("val_acc", "macs"),
+        pruner=NO_PRUNING,
+        **options,
+    )
