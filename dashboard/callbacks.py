@@ -122,7 +122,8 @@ def trial_view(cache: FrameCache, study: str, number: int):
 
 
 def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
-    return fronts_figure(fronts_data(cache.frame(selection or []), cost or "macs"))
+    names = selection or []
+    return fronts_figure(fronts_data(cache.frame(names), cost or "macs", cache.unreadable(names)))
 
 
 def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):
