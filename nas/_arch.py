@@ -270,18 +270,21 @@ def _parse_stage(part: str, number: int) -> Stage:
             raise ValueError(f"bad token {key + values[key]!r} in stage {number}: expected 0 or 1")
         return values[key] == "1"
 
+    width, depth = integer("c", "width", MAX_WIDTH), integer("d", "depth", MAX_BLOCKS)
+    stride = integer("s", "stride", max(STRIDES))
     segments: int | str = "dw" if values["g"] == "dw" else integer("g", "segments", MAX_WIDTH)
+    factorize, mid_act, residual = flag("f"), flag("a"), flag("r")
     try:
         return Stage(
-            width=integer("c", "width", MAX_WIDTH),
-            depth=integer("d", "depth", MAX_BLOCKS),
-            stride=integer("s", "stride", max(STRIDES)),
+            width=width,
+            depth=depth,
+            stride=stride,
             branches=tuple(values["k"].split(".")),
             segments=segments,
             pointwise=values["p"],
-            factorize=flag("f"),
-            mid_act=flag("a"),
-            residual=flag("r"),
+            factorize=factorize,
+            mid_act=mid_act,
+            residual=residual,
         )
     except ValueError as error:
         raise ValueError(f"bad stage {number} {part!r}: {error}") from None

@@ -114,3 +114,13 @@ def test_markup_stored_in_a_study_reaches_every_plot_label_as_text(tmp_path):
     landmarks = next(trace for trace in figures["fronts"].data if trace.name == "landmarks")
     assert escaped in list(landmarks.text)
     assert any(trace.name.startswith(escaped + ": complete") for trace in figures["fronts"].data)
+
+
+def test_the_trial_page_of_a_huge_network_does_not_build_it(hostile_url, monkeypatch):
+    # Within the grammar's bounds, yet 210 G weights: building it would take the server down.
+    huge = "stem4096-c4096_d256_s1_k7_g1_pnone_f0_a0_r0"
+    number = add_trial(hostile_url, "demo", {"arch": huge, "macs": 2e6, "decoupling": 0.0})
+    monkeypatch.setattr(callbacks, "cost_table", lambda *args: pytest.fail("built the network"))
+    page = str(callbacks.trial_view(FrameCache(StorageReader(hostile_url)), "demo", number))
+    assert "costs not counted: the network has 210.45 G conv weights" in page
+    assert "stage 1" in page  # the block diagram is still drawn
