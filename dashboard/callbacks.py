@@ -24,7 +24,14 @@ from dashboard.plot_data import (
     spectrum_data,
 )
 from dashboard.search_figures import importance_figure, progress_figure
-from dashboard.trial_data import arch_diagram, cost_table, trial_details
+from dashboard.trial_data import (
+    MAX_COUNTED_WEIGHTS,
+    arch_diagram,
+    conv_weights,
+    cost_table,
+    si,
+    trial_details,
+)
 from dashboard.trial_page import trial_page
 from nas.export import code_for_trial
 from nas.storage import OK
@@ -114,7 +121,13 @@ def trial_view(cache: FrameCache, study: str, number: int):
             arch = Arch.parse(details.arch)
             stem, stages = arch.stem, arch_diagram(arch)
             error = "the study does not record its input shape, so costs cannot be counted"
-            if details.input_shape:
+            weights = conv_weights(arch)
+            if weights > MAX_COUNTED_WEIGHTS:
+                error = (
+                    f"costs not counted: the network has {si(weights)} conv weights, more than "
+                    f"the {si(MAX_COUNTED_WEIGHTS)} this page will build"
+                )
+            elif details.input_shape:
                 costs = cost_table(details.arch, details.input_shape, details.num_classes)
         except (ValueError, RuntimeError) as exc:
             error = f"cannot draw or count this architecture: {exc}"
@@ -122,7 +135,8 @@ def trial_view(cache: FrameCache, study: str, number: int):
 
 
 def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
-    return fronts_figure(fronts_data(cache.frame(selection or []), cost or "macs"))
+    names = selection or []
+    return fronts_figure(fronts_data(cache.frame(names), cost or "macs", cache.unreadable(names)))
 
 
 def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):

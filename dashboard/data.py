@@ -20,11 +20,14 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dashboard.storage import StorageReader, StudyInfo
+from nas import Arch, decoupling_degree
 from nas.pareto import hypervolume, pareto_indices
 from nas.record import TrialRecord, is_skipped, objective_value
 
 # Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
 COST_COLUMNS = ("macs", "params", "latency_ms")
+# How much of a reason an unreadable trial's note quotes: a stored string may be long.
+NOTE_CHARS = 160
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 MIN_IMPORTANCE_TRIALS = 8
 
@@ -93,14 +96,40 @@ def trials_frame(info: StudyInfo, trials: Sequence[FrozenTrial]) -> pd.DataFrame
     return add_pareto_columns(frame)
 
 
+def read_trials(
+    info: StudyInfo, trials: Sequence[FrozenTrial]
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The trials frame of the trials that can be read, and a note for each one left out.
+
+    A trial whose stored architecture does not parse (corrupt, hand-edited or hostile) is left
+    out of every figure, and its note ("trial 12: architecture cannot be read: ...") says why,
+    so one such trial never takes the pages of its study down.
+    """
+    readable, notes = [], []
+    for trial in trials:
+        arch = TrialRecord.from_trial(trial).arch
+        parsed = read_arch(arch) if arch else None
+        if isinstance(parsed, str):
+            notes.append(f"trial {trial.number}: architecture cannot be read: {parsed}")
+        else:
+            readable.append(trial)
+    return trials_frame(info, readable), tuple(notes)
+
+
+@lru_cache(maxsize=65536)
+def read_arch(arch_text: str) -> Arch | str:
+    """The architecture of a stored string, or (never raising) why it cannot be read."""
+    try:
+        return Arch.parse(arch_text)
+    except Exception as error:  # noqa: BLE001 - whatever a stored string does, the page stays
+        reason = str(error) or type(error).__name__
+        return reason if len(reason) <= NOTE_CHARS else reason[: NOTE_CHARS - 3] + "..."
+
+
 @lru_cache(maxsize=65536)
 def _decoupling(arch_text: str) -> float:
-    from nas import Arch, decoupling_degree
-
-    try:
-        return decoupling_degree(Arch.parse(arch_text))
-    except ValueError:
-        return math.nan
+    arch = read_arch(arch_text)
+    return math.nan if isinstance(arch, str) else decoupling_degree(arch)
 
 
 def pareto_mask(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
@@ -146,7 +175,7 @@ class FrameCache:
     def __init__(self, reader: StorageReader) -> None:
         self.reader = reader
         self._lock = threading.Lock()
-        self._frames: dict[str, tuple[tuple, pd.DataFrame]] = {}
+        self._frames: dict[str, tuple[tuple, pd.DataFrame, tuple[str, ...]]] = {}
 
     def infos(self) -> dict[str, StudyInfo]:
         return {info.name: info for info in self.reader.studies()}
@@ -166,14 +195,25 @@ class FrameCache:
             return add_pareto_columns(pd.DataFrame(columns=COLUMNS))
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-    def _load(self, info: StudyInfo) -> tuple[tuple, pd.DataFrame]:
+    def unreadable(self, names: Sequence[str]) -> tuple[str, ...]:
+        """A note per trial of the named studies left out of the frame (see `read_trials`)."""
+        infos = self.infos()
+        several = len(names) > 1
+        return tuple(
+            f"{name}, {note}" if several else note
+            for name in names
+            if name in infos
+            for note in self._load(infos[name])[2]
+        )
+
+    def _load(self, info: StudyInfo) -> tuple[tuple, pd.DataFrame, tuple[str, ...]]:
         trials = self.reader.trials(info.name)
         key = fingerprint(trials)
         with self._lock:
             cached = self._frames.get(info.name)
             if cached is not None and cached[0] == key:
                 return cached
-        built = (key, trials_frame(info, trials))
+        built = (key, *read_trials(info, trials))
         with self._lock:
             self._frames[info.name] = built
         return built
@@ -230,11 +270,8 @@ def state_summary(frame: pd.DataFrame) -> str:
 @lru_cache(maxsize=65536)
 def segments_label(arch_text: str) -> str:
     """The segments of an architecture's spatial convs: '1', '4', 'dw', or 'mixed' per stage."""
-    from nas import Arch
-
-    try:
-        arch = Arch.parse(arch_text)
-    except ValueError:
+    arch = read_arch(arch_text)
+    if isinstance(arch, str):
         return "unknown"
     values = {str(stage.segments) for stage in arch.stages if stage.spatial_kernels}
     return values.pop() if len(values) == 1 else "mixed"

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from dashboard.plot_data import SPECTRUM_MEASURES, FrontsData, Points, SpectrumData
+from dashboard.plot_data import SPECTRUM_MEASURES, FrontsData, Points, SpectrumData, plot_text
 
 DECOUPLING_SCALE = "Viridis"
 STUDY_COLORS = ("#222222", "#D62728", "#1F77B4", "#FF7F0E", "#9467BD", "#8C564B")
@@ -80,7 +80,7 @@ def fronts_figure(data: FrontsData) -> go.Figure:
     several = len(data.studies) > 1
     for index, series in enumerate(data.studies):
         symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
-        prefix = f"{series.study}: " if several else ""
+        prefix = f"{plot_text(series.study)}: " if several else ""
         complete = series.complete
         figure.add_trace(
             _markers(
@@ -120,7 +120,7 @@ def fronts_figure(data: FrontsData) -> go.Figure:
         star = _markers(
             landmarks.points,
             mode="markers+text",
-            text=list(landmarks.names),
+            text=[plot_text(name) for name in landmarks.names],
             textposition=["top center" if up else "bottom center" for up in landmarks.label_above],
             textfont=dict(size=11, color="#222222", shadow="auto"),
             name="landmarks",
@@ -201,9 +201,9 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
         for row, box in enumerate(series.boxes, 1):
             figure.add_trace(
                 go.Box(
-                    x=box.positions,
+                    x=[plot_text(position) for position in box.positions],
                     y=box.values,
-                    name=series.study,
+                    name=plot_text(series.study),
                     legendgroup=series.study,
                     showlegend=row == 1,
                     offsetgroup=series.study,
@@ -216,7 +216,7 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
                     marker_color=STUDY_COLORS[index % len(STUDY_COLORS)],
                     customdata=box.click,
                     hovertemplate="trial %{customdata[1]}<br>%{y}<extra>"
-                    + series.study
+                    + plot_text(series.study)
                     + "</extra>",
                 ),
                 row=row,
@@ -232,7 +232,8 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
         if data.by == "segments"
         else ("decoupling degree (0 normal conv .. 1 depthwise separable)")
     )
-    figure.update_xaxes(categoryorder="array", categoryarray=list(data.order), type="category")
+    categories = [plot_text(position) for position in data.order]
+    figure.update_xaxes(categoryorder="array", categoryarray=categories, type="category")
     figure.update_xaxes(title_text=label, row=3, col=1)
     if not data.latency_measured:
         figure.add_annotation(

@@ -5,10 +5,18 @@ columns); here each figure's share of it is chosen: which trials go into which s
 them form each study's front, which are landmarks, what their hovers say and what a click opens.
 The builders in `dashboard.figures` and `dashboard.search_figures` draw these tuples and choose
 nothing, so tests can check what is plotted here and how it is drawn there, apart.
+
+Stored strings (study names, architectures, attributes) are anyone's text, and Plotly draws its
+own markup in every label (<a href>, <span style>, <b>, <br>, ...), so each one goes through
+`plot_text` on its way into a label. The tuples' hover texts and notes are labels already,
+composed and escaped here; every other string they hold is raw (it also names a study in a
+click's URL), and the builders escape it where they label with it.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +37,18 @@ SPECTRUM_MEASURES = ("val_acc", "macs", "latency_ms")
 SPECTRUM_ALL_POINTS_UP_TO = 2000
 PROGRESS_TABLE_HEADER = ("study", "trials", "wall clock", "trial hours", "best val acc")
 IMPORTANCE_TOP = 12
+# How many unreadable trials the fronts note names before it only counts the rest.
+UNREADABLE_NAMED = 3
+
+
+def plot_text(value: object) -> str:
+    """`value` as inert text in a Plotly label: any markup in it shows as typed, never drawn.
+
+    Plotly splits a label at its tags, then decodes &amp; &lt; &gt; in the text between them,
+    so escaping those three leaves no tag and shows the original characters. Quotes stay: with
+    no tag there is nothing for them to open or close (and Plotly would not decode &quot;).
+    """
+    return html.escape(str(value), quote=False)
 
 
 class Points(NamedTuple):
@@ -74,7 +94,7 @@ class FrontsData(NamedTuple):
     landmarks: Landmarks
     failed: Points  # failed trials with a cost: a rug under the plot (they have no accuracy)
     skipped: Points  # pruned trials without accuracy (constraint-skipped): on the rug too
-    note: str  # the line of counts above the plot
+    note: str  # the line of counts above the plot, and the trials left out (a label)
     empty: bool  # no complete trial has both accuracy and this cost yet
 
 
@@ -84,10 +104,10 @@ def hover_texts(rows: pd.DataFrame) -> tuple[str, ...]:
     for row in rows.itertuples(index=False):
         accuracy = row.val_acc if np.isfinite(row.val_acc) else row.last_acc
         label = "val acc" if np.isfinite(row.val_acc) else "val acc when stopped"
-        name = f" ({row.landmark})" if row.landmark else ""
+        name = f" ({plot_text(row.landmark)})" if row.landmark else ""
         texts.append(
-            f"<b>trial {row.number}</b>{name} · {row.study} · {row.state.lower()}<br>"
-            f"{row.arch.replace('-', '<br>  ')}<br>"
+            f"<b>trial {row.number}</b>{name} · {plot_text(row.study)} · {row.state.lower()}<br>"
+            f"{plot_text(row.arch).replace('-', '<br>  ')}<br>"
             f"{label} {accuracy:.4f}<br>"
             f"MACs {si(row.macs)} · params {si(row.params)} · "
             f"latency {'n/a' if not np.isfinite(row.latency_ms) else f'{row.latency_ms:.3f} ms'}"
@@ -120,12 +140,16 @@ def front_line(rows: pd.DataFrame, cost: str) -> FrontLine:
     )
 
 
-def fronts_data(frame: pd.DataFrame, cost: str = "macs") -> FrontsData:
+def fronts_data(
+    frame: pd.DataFrame, cost: str = "macs", unreadable: Sequence[str] = ()
+) -> FrontsData:
     """What the fronts figure draws: validation accuracy against `cost`, per study.
 
     Args:
         frame: trials frame of one or several studies (`dashboard.data.trials_frame`).
         cost: the cost column of the x axis: "macs", "params" or "latency_ms".
+        unreadable: a note per trial left out of the frame (`dashboard.data.read_trials`),
+            named under the counts.
     """
     has_cost = frame[cost].notna()
     complete = frame[(frame["state"] == "COMPLETE") & frame["val_acc"].notna() & has_cost]
@@ -149,6 +173,12 @@ def fronts_data(frame: pd.DataFrame, cost: str = "macs") -> FrontsData:
         note += " · no trial has a measured latency"
     elif no_accuracy.any() and not len(rug):
         note += f" · {int(no_accuracy.sum())} without accuracy or cost not shown"
+    if unreadable:
+        named = "; ".join(unreadable[:UNREADABLE_NAMED])
+        rest = len(unreadable) - UNREADABLE_NAMED
+        more = f"; and {rest} more" if rest > 0 else ""
+        trials = "trial" if len(unreadable) == 1 else "trials"
+        note += f"<br>{len(unreadable)} {trials} not shown: " + plot_text(named + more)
     return FrontsData(
         cost=cost,
         studies=studies,

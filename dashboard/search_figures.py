@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import STUDY_COLORS
-from dashboard.plot_data import ImportanceData, ProgressData
+from dashboard.plot_data import ImportanceData, ProgressData, plot_text
 from dashboard.trial_data import TrialDetails
 
 STATE_COLORS = {
@@ -45,7 +45,7 @@ def progress_figure(data: ProgressData) -> go.Figure:
                 y=series.hypervolume,
                 mode="lines",
                 line=dict(shape="hv", color=color),
-                name=series.study,
+                name=plot_text(series.study),
             ),
             row=1,
             col=1,
@@ -56,7 +56,7 @@ def progress_figure(data: ProgressData) -> go.Figure:
                 y=series.hours,
                 mode="lines",
                 showlegend=False,
-                name=series.study,
+                name=plot_text(series.study),
                 line=dict(color=color),
             ),  # fmt: skip
             row=1,
@@ -65,7 +65,7 @@ def progress_figure(data: ProgressData) -> go.Figure:
     for bars in data.states:
         figure.add_trace(
             go.Bar(
-                x=list(bars.studies),
+                x=[plot_text(study) for study in bars.studies],
                 y=bars.trials,
                 name=bars.state.lower(),
                 marker_color=STATE_COLORS.get(bars.state, "#7F7F7F"),
@@ -101,7 +101,8 @@ def importance_figure(data: ImportanceData) -> go.Figure:
         data: what to draw, from `dashboard.plot_data.importance_data`.
     """
     titles = [
-        f"for {OBJECTIVE_TITLES.get(bars.objective, bars.objective)}" for bars in data.objectives
+        f"for {OBJECTIVE_TITLES.get(bars.objective, plot_text(bars.objective))}"
+        for bars in data.objectives
     ]
     figure = make_subplots(
         rows=1, cols=max(1, len(data.objectives)), subplot_titles=titles or ("",),
@@ -111,11 +112,11 @@ def importance_figure(data: ImportanceData) -> go.Figure:
         figure.add_trace(
             go.Bar(
                 x=list(bars.importances),
-                y=list(bars.params),
+                y=[plot_text(param) for param in bars.params],
                 orientation="h",
                 marker_color="#1F77B4",
                 showlegend=False,
-                hovertemplate="%{y}: %{x:.3f}<extra>" + bars.objective + "</extra>",
+                hovertemplate="%{y}: %{x:.3f}<extra>" + plot_text(bars.objective) + "</extra>",
             ),  # fmt: skip
             row=1,
             col=col,

@@ -107,6 +107,24 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
     )
 
 
+# The trial page counts costs by building the network (torch). Above this many conv weights
+# (400 MB of float32; Xception has 23 M) a stored architecture would take the server's memory,
+# so the page says so instead of counting.
+MAX_COUNTED_WEIGHTS = 100_000_000
+
+
+def conv_weights(arch: Arch) -> int:
+    """Weights of every conv the plan holds but the stem's (no torch): what building costs."""
+    total = 0
+    for blocks in arch_plan(arch):
+        for block in blocks:
+            layers = [layer for branch in block.branches for layer in branch.layers]
+            for layer in layers + ([block.projection] if block.projection else []):
+                if layer.kind != "pool":
+                    total += layer.in_chs // layer.groups * layer.out_chs * layer.kernel**2
+    return total
+
+
 @lru_cache(maxsize=256)
 def cost_table(arch_text: str, input_shape: tuple[int, ...], num_classes: int) -> pd.DataFrame:
     """Per-part cost (stem, each block, head) with a total row; builds the network (torch)."""

@@ -15,6 +15,10 @@ String form (stages joined by "-", knobs of a stage joined by "_"):
     a0 | a1   activation between the spatial and the pointwise step
     r0 | r1   residual connection around each block
 
+Every number is bounded (the MAX_ constants below), so a hostile or corrupt string is refused at
+once instead of being read into a network that takes minutes to canonicalize or gigabytes to
+build.
+
 Architectures that build the same network share one string: the constructor canonicalizes
 (sorted branches, knobs that cannot matter reset, segments lowered to what the channels allow,
 mergeable stages merged), so `Arch.parse(str(a)) == a` and equality is network identity.
@@ -23,6 +27,7 @@ mergeable stages merged), so `Arch.parse(str(a)) == a` and equality is network i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 from nas._channels import branch_widths, resolve_groups, spatial_conv_shapes
@@ -30,6 +35,22 @@ from nas._channels import branch_widths, resolve_groups, spatial_conv_shapes
 BRANCH_ORDER = ("1", "3", "5", "7", "pool")
 POINTWISE_PLACES = ("none", "before", "after", "both")
 STRIDES = (1, 2)
+
+# Bounds of the grammar, generous for real networks: Xception and ResNet-50 end at 2048
+# channels, ResNet-152 has 50 blocks and Xception 12 modules, so none comes near them. They
+# keep the constructor's work (each group count is a search below the width) and a built
+# network's size finite for any string, however hostile.
+MAX_WIDTH = 4096  # channels of the stem and of each stage; also the largest segments request
+MAX_BLOCKS = 256  # blocks of the whole network (so also of one stage, merged or not)
+MAX_STAGES = 64
+MAX_TEXT = 4096  # characters of a string form (64 of the longest stages fit in 3,200)
+_DIGITS = re.compile("[0-9]{1,9}")  # ASCII only: int() would also read '٣' and other scripts
+
+
+def _check_count(what: str, value, high: int) -> None:
+    """ValueError unless `value` is an int (not a bool) in 1..high."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        raise ValueError(f"{what} must be an int from 1 to {high}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -47,10 +68,8 @@ class Stage:
     residual: bool
 
     def __post_init__(self) -> None:
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ValueError(f"stage width must be a positive int, got {self.width!r}")
-        if not isinstance(self.depth, int) or self.depth < 1:
-            raise ValueError(f"stage depth must be a positive int, got {self.depth!r}")
+        _check_count("stage width", self.width, MAX_WIDTH)
+        _check_count("stage depth", self.depth, MAX_BLOCKS)
         if self.stride not in STRIDES:
             raise ValueError(f"stage stride must be 1 or 2, got {self.stride!r}")
         branches = tuple(str(branch) for branch in self.branches)
@@ -64,8 +83,8 @@ class Stage:
             raise ValueError(f"branches repeat a kernel: {self.branches!r}")
         if len(branches) > self.width:
             raise ValueError(f"{len(branches)} branches do not fit in width {self.width}")
-        if self.segments != "dw" and not (isinstance(self.segments, int) and self.segments >= 1):
-            raise ValueError(f"segments must be an int >= 1 or 'dw', got {self.segments!r}")
+        if self.segments != "dw":
+            _check_count("segments (or 'dw')", self.segments, MAX_WIDTH)
         if self.pointwise not in POINTWISE_PLACES:
             raise ValueError(
                 f"pointwise must be one of {', '.join(POINTWISE_PLACES)}, got {self.pointwise!r}"
@@ -103,7 +122,8 @@ class Stage:
             stage = replace(stage, factorize=False)
         if stage.pointwise == "none":
             stage = replace(stage, mid_act=False)
-        convs = stage.spatial_convs(stage_in_chs)
+        # Each distinct shape once: a deep stage repeats one shape per block.
+        convs = list(dict.fromkeys(stage.spatial_convs(stage_in_chs)))
         if convs:
             groups = [resolve_groups(cin, cout, stage.segments) for cin, cout in convs]
             most = [resolve_groups(cin, cout, "dw") for cin, cout in convs]
@@ -148,10 +168,14 @@ class Arch:
     stages: tuple[Stage, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.stem, int) or self.stem < 1:
-            raise ValueError(f"stem width must be a positive int, got {self.stem!r}")
+        _check_count("stem width", self.stem, MAX_WIDTH)
         if not self.stages:
             raise ValueError("an architecture needs at least one stage")
+        if len(self.stages) > MAX_STAGES:
+            raise ValueError(f"{len(self.stages)} stages, more than the {MAX_STAGES} allowed")
+        blocks = sum(stage.depth for stage in self.stages)
+        if blocks > MAX_BLOCKS:
+            raise ValueError(f"{blocks} blocks in all, more than the {MAX_BLOCKS} allowed")
         canonical: list[Stage] = []
         in_chs = self.stem
         for stage in self.stages:
@@ -195,14 +219,26 @@ class Arch:
         """Read an architecture from its string form; ValueError names the token at fault."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("empty architecture string")
+        if len(text) > MAX_TEXT:
+            raise ValueError(
+                f"architecture string of {len(text)} characters, longer than the {MAX_TEXT} "
+                f"allowed: {text[:40]!r}..."
+            )
         parts = text.strip().split("-")
         stem_token = parts[0]
-        if not stem_token.startswith("stem") or not stem_token[4:].isdigit():
+        if not stem_token.startswith("stem") or not _DIGITS.fullmatch(stem_token[4:]):
             raise ValueError(f"bad token {stem_token!r}: the string must start with stemN")
+        if not 1 <= int(stem_token[4:]) <= MAX_WIDTH:
+            raise ValueError(f"bad token {stem_token!r}: stem width must be 1 to {MAX_WIDTH}")
+        if len(parts) - 1 > MAX_STAGES:
+            raise ValueError(f"{len(parts) - 1} stages, more than the {MAX_STAGES} allowed")
         stages = [_parse_stage(part, number) for number, part in enumerate(parts[1:], 1)]
         if not stages:
             raise ValueError(f"no stages after {stem_token!r}: expected -c.._d.._s.._k.. tokens")
-        return cls(stem=int(stem_token[4:]), stages=tuple(stages))
+        try:
+            return cls(stem=int(stem_token[4:]), stages=tuple(stages))
+        except ValueError as error:
+            raise ValueError(f"bad architecture {text[:80]!r}: {error}") from None
 
 
 _STAGE_KEYS = ("c", "d", "s", "k", "g", "p", "f", "a", "r")
@@ -221,9 +257,12 @@ def _parse_stage(part: str, number: int) -> Stage:
             raise ValueError(f"bad token {token!r} in stage {number}: expected {key}<value>")
         values[key] = token[len(key) :]
 
-    def integer(key: str) -> int:
-        if not values[key].isdigit():
-            raise ValueError(f"bad token {key + values[key]!r} in stage {number}: not an integer")
+    def integer(key: str, what: str, high: int) -> int:
+        if not _DIGITS.fullmatch(values[key]) or not 1 <= int(values[key]) <= high:
+            allowed = "1 or 2" if high == 2 else f"an integer from 1 to {high}"
+            raise ValueError(
+                f"bad token {key + values[key]!r} in stage {number}: {what} must be {allowed}"
+            )
         return int(values[key])
 
     def flag(key: str) -> bool:
@@ -231,18 +270,21 @@ def _parse_stage(part: str, number: int) -> Stage:
             raise ValueError(f"bad token {key + values[key]!r} in stage {number}: expected 0 or 1")
         return values[key] == "1"
 
-    segments: int | str = "dw" if values["g"] == "dw" else integer("g")
+    width, depth = integer("c", "width", MAX_WIDTH), integer("d", "depth", MAX_BLOCKS)
+    stride = integer("s", "stride", max(STRIDES))
+    segments: int | str = "dw" if values["g"] == "dw" else integer("g", "segments", MAX_WIDTH)
+    factorize, mid_act, residual = flag("f"), flag("a"), flag("r")
     try:
         return Stage(
-            width=integer("c"),
-            depth=integer("d"),
-            stride=integer("s"),
+            width=width,
+            depth=depth,
+            stride=stride,
             branches=tuple(values["k"].split(".")),
             segments=segments,
             pointwise=values["p"],
-            factorize=flag("f"),
-            mid_act=flag("a"),
-            residual=flag("r"),
+            factorize=factorize,
+            mid_act=mid_act,
+            residual=residual,
         )
     except ValueError as error:
         raise ValueError(f"bad stage {number} {part!r}: {error}") from None

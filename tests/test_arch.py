@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import random
+import re
+import time
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import nas._arch
 from nas import Arch, Stage, build_model, decoupling_degree
+from nas._arch import MAX_BLOCKS, MAX_STAGES, MAX_TEXT, MAX_WIDTH
 from nas.blocks import Network
 from search_spaces import LANDMARKS
 from tests.arch_samples import random_archs
@@ -56,6 +62,30 @@ def test_xception_and_inception_blocks_match_the_papers():
         ("stem16-c32_d2_s2_k3_g1_pnone_f2_a0_r0", "f2"),
         ("stem16-c32_d2_s2_k3.3_g1_pnone_f0_a0_r0", "repeat"),
         ("stem16-x32_d2_s2_k3_g1_pnone_f0_a0_r0", "x32"),
+        # Numbers are bounded and ASCII: each refusal names its token.
+        ("stem16-c32_d99999999999999999999_s2_k3_g1_pnone_f0_a0_r0", "d99999999999999999999"),
+        ("stem16-c32_d2000000000_s2_k3_g1_pnone_f0_a0_r0", "'d2000000000'.*depth"),
+        ("stem16-c4097_d2_s2_k3_g1_pnone_f0_a0_r0", "'c4097'.*width.*4096"),
+        ("stem99999-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "'stem99999'"),
+        ("stem16-c32_d2_s2_k3_g5000_pnone_f0_a0_r0", "'g5000'.*segments"),
+        ("stem16-c32_d2_s99999999999_k3_g1_pnone_f0_a0_r0", "'s99999999999'.*stride"),
+        ("stem16-c\u0663\u0662_d2_s2_k3_g1_pnone_f0_a0_r0", "c\u0663\u0662"),
+        ("stem\u0663-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "stem\u0663"),
+        ("stem16-c-32_d2_s2_k3_g1_pnone_f0_a0_r0", "stage 1"),
+        ("stem16-c0_d2_s2_k3_g1_pnone_f0_a0_r0", "'c0'"),
+        pytest.param(
+            "stem16-" + "-".join(["c32_d5_s2_k3_g1_pnone_f0_a0_r0"] * 52),
+            "260 blocks",
+            id="260-blocks",
+        ),
+        pytest.param(
+            "stem16-" + "-".join(["c32_d1_s2_k3_g1_pnone_f0_a0_r0"] * 65),
+            "65 stages",
+            id="65-stages",
+        ),
+        pytest.param(
+            "stem16-" + "c32_d2_s2_k3_g1_pnone_f0_a0_r0" * 200, "characters", id="6000-chars"
+        ),
     ],
 )
 def test_bad_strings_name_the_fault(text, token):
@@ -155,3 +185,78 @@ def test_random_architectures_round_trip():
         for arch in random_archs(space, 300, seed=1):
             assert Arch.parse(str(arch)) == arch
             assert 0.0 <= decoupling_degree(arch) <= 1.0
+
+
+def test_stage_and_arch_constructors_hold_the_same_bounds():
+    base = dict(width=32, depth=1, stride=1, branches=("3",), segments=1, pointwise="none")
+    flags = dict(factorize=False, mid_act=False, residual=False)
+    for wrong in (dict(width=MAX_WIDTH + 1), dict(depth=MAX_BLOCKS + 1), dict(segments=10**30)):
+        with pytest.raises(ValueError, match="must be an int from 1 to"):
+            Stage(**{**base, **flags, **wrong})
+    with pytest.raises(ValueError, match="stem width"):
+        Arch(stem=MAX_WIDTH + 1, stages=(Stage(**base, **flags),))
+    # Widths of ImageNet-sized networks (Xception ends at 2048 channels) stay expressible.
+    wide = Arch(stem=32, stages=(Stage(**{**base, "width": 2048, "depth": 8}, **flags),))
+    assert Arch.parse(str(wide)) == wide and wide.out_channels == 2048
+
+
+def _hostile_strings(count: int, seed: int) -> list[str]:
+    """Hand-picked hostile strings plus seeded mutations of valid ones."""
+    valid = [str(arch) for arch in LANDMARKS.values()]
+    fixed = [
+        "", " ", "-", "--", "_", "stem", "stem-", "stem16-", "stem16--", "stem16-_________",
+        "stem-1-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "stem16-c32_d2_s2_k_g1_pnone_f0_a0_r0",
+        "stem16-c32_d2_s2_k3..5_g1_pnone_f0_a0_r0", "stem16-c32_d2_s2_k3_gdw_pnone_f0_a0_r0\n",
+        "stem16\x00-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "stem\u00b2-c32_d2_s2_k3_g1_pnone_f0_a0_r0",
+        "stem16-c32_d2_s2_k3_g\uff11_pnone_f0_a0_r0", "stem1e3-c32_d2_s2_k3_g1_pnone_f0_a0_r0",
+        "stem1000000007-c1000000007_d1_s1_k3_g1000000006_pafter_f0_a0_r0",
+        "stem4093-c4093_d256_s1_k3_g4092_pafter_f0_a0_r0",
+        "stem4096-" + "-".join(f"c{4096 - 2 * (i % 2)}_d4_s1_k1.3.5.7.pool_g4095_pboth_f1_a1_r1"
+                               for i in range(MAX_STAGES)),
+        "stem4096-" + "-".join(["c4096_d4_s1_k3.5.7_g4095_pnone_f1_a0_r0"] * MAX_STAGES),
+        "stem16-" + "9" * 5000, "stem" + "9" * 100000, "-".join(valid) * 20,
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    pieces = ["9" * 25, "-1", "0", "\u0663", "_", "-", ".", "dw", "pool", "", "4096", "4097"]
+    numbers = ["0", "1", "2", "3", "7", "64", "4095", "4096", "4097", "257", "9" * 30, "007"]
+    mutated = []
+    for _ in range(count):
+        text = rng.choice(valid)
+        for _ in range(rng.randint(1, 3)):
+            runs = list(re.finditer("[0-9]+", text))
+            kind = rng.random()
+            if kind < 0.6 and runs:  # another number in place of one of the string's
+                run = rng.choice(runs)
+                text = text[: run.start()] + rng.choice(numbers) + text[run.end() :]
+            else:
+                at = rng.randrange(len(text) + 1)
+                if kind < 0.8:
+                    text = text[:at] + rng.choice(pieces) + text[at:]
+                else:
+                    text = text[:at] + text[at + rng.randint(1, 3) :]
+        mutated.append(text)
+    return fixed + mutated
+
+
+def test_hostile_strings_parse_and_round_trip_or_raise_value_error(monkeypatch):
+    """No string makes parse raise anything but ValueError, or work without bound."""
+    calls = []
+    real = nas._arch.resolve_groups
+    monkeypatch.setattr(nas._arch, "resolve_groups", lambda *args: calls.append(1) or real(*args))
+    parsed = refused = 0
+    started = time.perf_counter()
+    for text in _hostile_strings(1500, seed=16):
+        calls.clear()
+        try:
+            arch = Arch.parse(text)
+        except ValueError as error:
+            refused += 1
+            assert len(str(error)) < 400, "the message quotes a bounded part of the string"
+        else:
+            parsed += 1
+            assert Arch.parse(str(arch)) == arch and len(str(arch)) <= MAX_TEXT
+        # Distinct conv shapes per stage, two requests each: a few thousand calls at most, each
+        # a search below MAX_WIDTH, so no string keeps the constructor busy.
+        assert len(calls) <= 2 * 2 * 5 * 3 * MAX_STAGES, text[:80]
+    assert parsed > 100 and refused > 100  # both outcomes were exercised
+    assert time.perf_counter() - started < 30

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -19,7 +20,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from search_spaces import LANDMARKS
-from tests.dashboard_fixtures import add_complete_trials, build_study
+from tests.dashboard_fixtures import MARKUP, add_complete_trials, add_trial, build_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -44,18 +45,27 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
+@contextmanager
+def serving(url: str):
+    """The app on `url`, served from a thread; yields its address."""
+    server = make_server("127.0.0.1", 0, create_app(url, poll_seconds=1.0).server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """A study of 120 trials in ./studies.db (of a temporary folder), served from a thread."""
     monkeypatch.chdir(tmp_path)
     url = "sqlite:///studies.db"
     trials = build_study(url, "live", count=120, seed=1, latency=True)
-    server = make_server("127.0.0.1", 0, create_app(url, poll_seconds=1.0).server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield url, trials, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with serving(url) as address:
+        yield url, trials, address
 
 
 @pytest.fixture
@@ -150,3 +160,42 @@ def test_fronts_live_update_and_trial_page(served, browser):
     screenshot(browser, "trial.png")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not [e for e in severe if "favicon" not in e["message"]], severe
+
+
+def test_markup_in_stored_strings_is_drawn_as_text(tmp_path, browser):
+    """A study name, landmark and architecture holding Plotly markup: no link, no big text."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    build_study(url, MARKUP, count=10)
+    add_trial(url, MARKUP, {"arch": str(LANDMARKS["xception"]), "macs": 3e6, "landmark": MARKUP})
+    add_trial(url, MARKUP, {"arch": MARKUP, "macs": 3e6})  # unreadable: named in the note
+    with serving(url) as address:
+        browser.get(address + "/")
+        wait = WebDriverWait(browser, 40)
+        wait.until(lambda d: complete_points(d) > 0)
+        # Hover the star whose label is the markup, so that its hover label is drawn too.
+        hovered = browser.execute_script(
+            f"const g = document.querySelector('{GRAPH}');"
+            "const curve = g._fullData.findIndex(t => t.name === 'landmarks');"
+            "const point = g._fullData[curve].text.findIndex(t => t.includes('evil.example'));"
+            "Plotly.Fx.hover(g, [{curveNumber: curve, pointNumber: point}]);"
+            "return point;"
+        )
+        assert hovered >= 0
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{GRAPH} .hoverlayer .hovertext"))
+        drawn = browser.execute_script(
+            f"const g = document.querySelector('{GRAPH}');"
+            "return {"
+            " links: [...g.querySelectorAll('a')].map(a => a.outerHTML),"
+            " big: [...g.querySelectorAll('[style*=\"60px\"]')].map(e => e.outerHTML),"
+            " labels: [...g.querySelectorAll('.textpoint text')].map(e => e.textContent),"
+            " hover: g.querySelector('.hoverlayer').textContent,"
+            " title: g.querySelector('.gtitle').textContent};"
+        )
+    assert not [link for link in drawn["links"] if "evil.example" in link], drawn["links"]
+    assert not drawn["big"], drawn["big"]
+    # The markup shows as the characters typed, in the star's label, its hover and the note.
+    assert MARKUP in drawn["labels"]
+    assert MARKUP in drawn["hover"]
+    assert (
+        "architecture cannot be read" in drawn["title"] and '<a href="https://' in drawn["title"]
+    )
