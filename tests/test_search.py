@@ -146,6 +146,9 @@ def _stop_after_one(number, state):
         (["--objectives", "acc"], "acc,macs"),
         (["--budget", "three"], "EPOCHSxSIZE"),
         (["--seed", "-1"], "--seed"),
+        (["--seed", "4294967296"], "--seed"),
+        (["--max-mmacs", "nan"], "--max-mmacs"),
+        (["--heartbeat", "1000000000000"], "--heartbeat"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, args, message):
