@@ -30,7 +30,10 @@ MAX_FAILURES_IN_A_ROW = 10
 # fit far more often than random draws); the default 200 trials are likely to stop early only
 # when fewer than about 1 in 200 fit.
 MAX_SKIPS_IN_A_ROW = 1000
-EXIT_NO_PROGRESS = 4  # exit status of a search or worker stopped by a streak
+# Exit statuses of a search or worker that stops early (2 is bad input, nas._cli's).
+EXIT_STORAGE_LOST = 3  # the database stayed away (nas._worker)
+EXIT_NO_PROGRESS = 4  # trials kept failing or being skipped
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a SIGINT
 
 
 class NoProgress(RuntimeError):

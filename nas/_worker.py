@@ -28,7 +28,6 @@ from nas.record import TrialRecord, counts_toward_target, store
 MAX_RETRIES = 2  # a trial that kills its worker this often is given up (it fails for good)
 STORAGE_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # back-off before a lost database ends it
 RETRY_DELAYS_ENV = "NAS_STORAGE_RETRY_DELAYS"  # e.g. "0.2,0.5" (seconds, comma-separated)
-EXIT_STORAGE_LOST = 3  # exit status of a search or worker that lost the database
 INTERRUPTED = "interrupted (Ctrl-C or SIGINT)"  # the failure of a trial that Ctrl-C cut short
 
 

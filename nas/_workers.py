@@ -21,9 +21,14 @@ import torch
 from nas._objective import Objective
 from nas._report import Progress, summary
 from nas._settings import WORKER_INDEX_OPTION, RunSettings
-from nas._stops import EXIT_NO_PROGRESS, NoProgress, interrupts_deferred
-from nas._worker import (
+from nas._stops import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_PROGRESS,
     EXIT_STORAGE_LOST,
+    NoProgress,
+    interrupts_deferred,
+)
+from nas._worker import (
     StorageLost,
     _with_retries,
     core_share,
@@ -35,7 +40,6 @@ from nas.pruning import NO_PRUNING, DominancePruner
 from nas.storage import redact
 from search_spaces import LANDMARKS
 
-EXIT_INTERRUPTED = 130
 PROGRESS_EVERY_S = 2.0  # how often the starting process reports while its workers run
 POLL_S = 0.25  # how often it checks whether a worker has stopped
 # After a Ctrl-C, how long the starting process lets its workers stop by themselves (a
