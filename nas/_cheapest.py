@@ -11,6 +11,7 @@ tests/test_search_stops.py checks the two counts agree on every landmark and sam
 from __future__ import annotations
 
 import itertools
+from dataclasses import fields
 
 from nas._arch import Arch, Stage
 from nas._plan import Layer, stage_plan, stage_specs
@@ -18,17 +19,9 @@ from nas._plan import Layer, stage_plan, stage_specs
 Size = tuple[int, int]
 
 SMALL_SPACE = 4096  # assignments: a space this small is counted whole
-# Each stage's parameters are s{i}_{knob} (search_spaces._spaces).
-STAGE_KNOBS = (
-    "width",
-    "depth",
-    "branches",
-    "segments",
-    "pointwise",
-    "factorize",
-    "mid_act",
-    "residual",
-)
+# Each stage's parameters are s{i}_{knob}, one for each field of a Stage but its stride (which
+# the space fixes); search_spaces._spaces names them.
+STAGE_KNOBS = tuple(field.name for field in fields(Stage) if field.name != "stride")
 
 # Per-stage knobs whose cheapest value is known without counting: another block only adds
 # MACs, the residual adds a projection or nothing, an activation adds none.

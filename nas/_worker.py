@@ -242,12 +242,9 @@ def run_trials(
             # Others are on the last trials; wait in case one of them dies and needs a retry.
             time.sleep(poll_s)
             continue
-        # A Ctrl-C inside ask could leave a trial running that nobody tells: it waits until ask
-        # has returned the trial, which is then recorded and redone like any interrupted one.
-        with interrupts_deferred() as deferred:
-            trial = _with_retries(study.ask)
+        trial, interrupted = _with_retries(lambda: _ask(study))
         try:
-            if deferred.pending:
+            if interrupted:
                 raise KeyboardInterrupt
             if not reseeded and _with_retries(lambda t=trial: _others_at_work(study, t.number)):
                 # Processes started with the same --seed (the same command on several
@@ -266,6 +263,23 @@ def run_trials(
         if on_trial_end is not None:
             on_trial_end(trial.number, outcome.state)
         streak.add(outcome)
+
+
+def _ask(study: optuna.Study) -> tuple[optuna.Trial, bool]:
+    """A new trial, and whether Ctrl-C came while it was being made.
+
+    A Ctrl-C inside ask could leave a running trial that nobody tells (a landmark among them):
+    it waits until ask has returned, and the trial is then recorded and redone like any
+    interrupted one. When ask fails instead, there is no trial to record and it stops at once.
+    """
+    with interrupts_deferred() as deferred:
+        try:
+            trial = study.ask()
+        except Exception:
+            if deferred.pending:
+                raise KeyboardInterrupt from None
+            raise
+    return trial, deferred.pending
 
 
 def _record_interrupt(study: optuna.Study, trial: optuna.Trial) -> None:

@@ -19,18 +19,14 @@ import search_spaces
 from nas import search
 from nas._cheapest import cheapest_architecture, plan_macs
 from nas._faults import FAULT_ENV
-from nas._objective import Objective
 from nas._settings import RunSettings
 from nas._stops import EXIT_NO_PROGRESS, MAX_FAILURES_IN_A_ROW, NoProgress, Outcome, Streak
 from nas._worker import run_trials
 from nas.cost import count_cost
-from nas.data import load_dataset
-from nas.pruning import NO_PRUNING
 from nas.record import counts_toward_target
-from nas.train import Budget
 from search_spaces import LANDMARKS, SearchSpace
 from tests.arch_samples import random_archs
-from tests.search_helpers import load, run_search, search_command
+from tests.search_helpers import load, objective, run_search, search_command
 
 DIGITS = ((1, 8, 8), 10)
 SAMPLED = random_archs("inception_to_xception", 12, seed=16)
@@ -112,19 +108,11 @@ def test_trials_that_all_fail_stop_the_search_with_the_last_reason(tmp_path):
 
 def test_skips_in_a_row_stop_the_loop(monkeypatch):
     monkeypatch.setattr("nas._stops.MAX_SKIPS_IN_A_ROW", 3)
-    objective = Objective(
-        space=search_spaces.get("inception_to_xception"),
-        data=load_dataset("digits"),
-        budget=Budget(1, 300),
-        device="cpu",
-        seed=0,
-        objectives=("val_acc", "macs"),
-        pruner=NO_PRUNING,
-        max_mmacs=0.001,  # below every network: RunSettings refuses it, the loop must stop too
-    )
+    # Below every network: RunSettings refuses such a limit, and the loop must stop too.
+    skipping = objective(max_mmacs=0.001)
     study = optuna.create_study(directions=["maximize", "minimize"])
     with pytest.raises(NoProgress, match=r"3 trials in a row were skipped by --max-mmacs \(the"):
-        run_trials(study, objective, 5, heartbeat_s=None)
+        run_trials(study, skipping, 5, heartbeat_s=None)
     assert len(study.trials) == 3 and all("constraint" in t.user_attrs for t in study.trials)
 
 
