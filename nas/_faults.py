@@ -5,6 +5,11 @@ A test sets `NAS_FAULT_AT=<phase>` (or `<phase>:INT` for a Ctrl-C instead of a k
 of the process it starts; when that process reaches `fault_point(<phase>)` it dies there, as a
 power cut or a user's Ctrl-C would stop it. Sleeps that race a process never hit the same
 moment twice; a named phase does. Unset, `fault_point` costs one dictionary lookup.
+
+Two more endings: `:INTGROUP` sends the SIGINT to the whole process group, as a terminal's
+Ctrl-C reaches a command and the worker processes it started (start the command in a session
+of its own); `:FAIL` raises `InjectedFault` there instead, every time from the N-th on, so
+that a test can make every trial of a search fail.
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ PHASES = {
     "trial:epoch-done": "a trial finished one training epoch (use @N for the N-th)",
 }
 
+# What a fault does, by the ending of NAS_FAULT_AT; no ending: SIGKILL.
+MODES = ("INT", "INTGROUP", "FAIL")
+
 _reached: dict[str, int] = {}
+
+
+class InjectedFault(RuntimeError):
+    """The error a `:FAIL` fault raises (a RuntimeError, as a failing torch op raises)."""
 
 
 def fault_point(phase: str) -> None:
@@ -40,16 +52,21 @@ def fault_point(phase: str) -> None:
         return
     if phase not in PHASES:
         raise KeyError(f"unknown fault point {phase!r}; add it to nas._faults.PHASES")
-    interrupt = wanted.endswith(":INT")
-    name, _, nth = wanted.removesuffix(":INT").partition("@")
+    mode = next((mode for mode in MODES if wanted.endswith(f":{mode}")), None)
+    name, _, nth = (wanted.removesuffix(f":{mode}") if mode else wanted).partition("@")
     if name != phase:
         return
-    _reached[phase] = _reached.get(phase, 0) + 1
-    if _reached[phase] != int(nth or 1):
+    first = int(nth or 1)
+    reached = _reached[phase] = _reached.get(phase, 0) + 1
+    if reached < first or (reached > first and mode != "FAIL"):
         return
-    if interrupt:
+    if mode == "FAIL":
+        raise InjectedFault(f"injected fault at {phase}")
+    if mode == "INTGROUP":
+        os.killpg(os.getpgid(0), signal.SIGINT)
+    elif mode == "INT":
         # What Ctrl-C does: SIGINT to this process, raised as KeyboardInterrupt in the main
         # thread (a worker thread's trial sees it through the main thread's handler).
         os.kill(os.getpid(), signal.SIGINT)
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
+    else:
+        os.kill(os.getpid(), signal.SIGKILL)

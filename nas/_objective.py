@@ -18,8 +18,21 @@ from nas.record import TrialRecord, is_skipped, read_attr, store
 from nas.train import Budget, train
 
 
+def exceeds_limit(macs: int, max_mmacs: float) -> bool:
+    """Whether a network of `macs` MACs is over --max-mmacs (and so skipped, untrained)."""
+    # Compared in MMACs: a limit typed as a network's printed MMACs (an exact decimal) is then
+    # the same float as that network's, so the network fits; `max_mmacs * 1e6` may round below.
+    return macs / 1e6 > max_mmacs
+
+
 class TrialFailed(Exception):
-    """A trial that could not produce a result; the reason is stored as `failure`."""
+    """A trial that could not produce a result; the reason, also stored as `failure`, is its
+    message."""
+
+
+class ConstraintSkipped(optuna.TrialPruned):
+    """A trial skipped untrained for --max-mmacs; the reason, also stored as `constraint`, is
+    its message."""
 
 
 @dataclass
@@ -40,21 +53,17 @@ class Objective:
     work_seconds: float = 0.0
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        """The trial's values. An interruption is recorded by the worker loop (nas._worker),
+        which also redoes the trial."""
         start = time.perf_counter()
         try:
             return self._run(trial)
-        except KeyboardInterrupt:
-            store(trial.set_user_attr, failure="interrupted (Ctrl-C or SIGINT)")
-            raise
         except torch.cuda.OutOfMemoryError:
-            store(trial.set_user_attr, failure="out of memory on " + self.device)
-            raise TrialFailed("out of memory") from None
+            raise _failed(trial, "out of memory on " + self.device) from None
         except RuntimeError as error:
             if "out of memory" in str(error).lower():
-                store(trial.set_user_attr, failure="out of memory on " + self.device)
-                raise TrialFailed("out of memory") from None
-            store(trial.set_user_attr, failure=f"error: {str(error).splitlines()[0][:300]}")
-            raise TrialFailed(str(error)) from None
+                raise _failed(trial, "out of memory on " + self.device) from None
+            raise _failed(trial, f"error: {str(error).splitlines()[0][:300]}") from None
         finally:
             self.overhead_seconds += time.perf_counter() - start
 
@@ -79,10 +88,10 @@ class Objective:
             landmark=(self.landmark_names or {}).get(text),
         )
 
-        if self.max_mmacs is not None and cost.macs > self.max_mmacs * 1e6:
+        if self.max_mmacs is not None and exceeds_limit(cost.macs, self.max_mmacs):
             limit = f"{cost.macs / 1e6:.2f} MMACs > --max-mmacs {self.max_mmacs:g}"
             store(trial.set_user_attr, constraint=limit)
-            raise optuna.TrialPruned()
+            raise ConstraintSkipped(limit)
 
         finished = trial.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
@@ -133,8 +142,7 @@ class Objective:
             eval_seconds=round(result.eval_seconds, 3),
         )
         if result.failure:
-            store(trial.set_user_attr, failure=result.failure)
-            raise TrialFailed(result.failure)
+            raise _failed(trial, result.failure)
         if result.stopped_early:
             store(trial.set_user_attr, pruned_at_epoch=len(result.val_acc_curve))
             raise optuna.TrialPruned()
@@ -162,6 +170,12 @@ class Objective:
         accuracy = previous.values[0]
         latency = original.latency_ms if original.latency_ms is not None else 0.0
         return self._values(accuracy, original.macs, latency)
+
+
+def _failed(trial: optuna.Trial, reason: str) -> TrialFailed:
+    """Store why the trial failed; the error to raise for it."""
+    store(trial.set_user_attr, failure=reason)
+    return TrialFailed(reason)
 
 
 def _finished_with_arch(finished, text: str):

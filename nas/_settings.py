@@ -32,6 +32,9 @@ OBJECTIVES = {
     "acc,macs,latency": ("val_acc", "macs", "latency_ms"),
 }
 DEFAULT_HEARTBEAT_S = 10
+# A dead worker's trial waits 4 heartbeats before another worker retries it: beyond an hour
+# that is most of a day (and the timer of a thread takes no more than about 292 years).
+MAX_HEARTBEAT_S = 3600
 WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started worker its index
 # NumPy, under Optuna's samplers, takes seeds below 2**32; worker i samples with seed + i.
 SEED_LIMIT = 2**32
@@ -95,9 +98,17 @@ class RunSettings:
         ):
             raise ValueError(f"--max-mmacs must be a finite positive number, got {args.max_mmacs}")
         device, budget = device_and_budget(args)
+        if args.max_mmacs is not None and args.worker_index is None:
+            # Not in the processes --workers starts: their parent checked the same command.
+            _check_some_architecture_fits(space, args.dataset, args.max_mmacs)
         if args.epochs is not None:
             budget = dataclasses.replace(budget, epochs=args.epochs)
         heartbeat = DEFAULT_HEARTBEAT_S if args.heartbeat is None else args.heartbeat
+        if not 0 <= heartbeat <= MAX_HEARTBEAT_S:
+            raise ValueError(
+                f"--heartbeat must be whole seconds from 0 (off) to {MAX_HEARTBEAT_S}, "
+                f"got {heartbeat}"
+            )
         return cls(
             space=space,
             dataset=args.dataset,
@@ -166,6 +177,30 @@ class RunSettings:
             if (params := self.space.params_for(arch)) is not None
         ]
         return reachable[: self.trials]
+
+
+def _check_some_architecture_fits(space: SearchSpace, dataset: str, max_mmacs: float) -> None:
+    """Refuse a --max-mmacs below the space's cheapest network: every trial would be skipped.
+
+    Raises:
+        ValueError: one line giving the cheapest network's MMACs.
+    """
+    # Torch is loaded by now (device_and_budget); see the module docstring.
+    from nas._cheapest import cheapest_architecture
+    from nas._objective import exceeds_limit
+    from nas.cost import count_cost
+
+    input_shape, num_classes = DATASET_SHAPES[dataset]
+    cheapest = cheapest_architecture(space, input_shape, num_classes)
+    if cheapest is None:
+        return  # a space of another layout: the search stops after skipping many in a row
+    macs = count_cost(cheapest, input_shape, num_classes).macs
+    if exceeds_limit(macs, max_mmacs):
+        least = f"{macs / 1e6:.6f}".rstrip("0").rstrip(".")
+        raise ValueError(
+            f"--max-mmacs {max_mmacs:g} fits no architecture of space {space.name}: its "
+            f"cheapest on {dataset} needs {least} MMACs; give --max-mmacs {least} or more"
+        )
 
 
 def resume_notes(study_name: str, stored: dict, wanted: dict) -> list[str]:

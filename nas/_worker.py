@@ -21,13 +21,14 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from nas._objective import Objective, TrialFailed
+from nas._objective import ConstraintSkipped, Objective, TrialFailed
+from nas._stops import Outcome, Streak, interrupts_deferred
 from nas.record import TrialRecord, counts_toward_target, store
 
 MAX_RETRIES = 2  # a trial that kills its worker this often is given up (it fails for good)
 STORAGE_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # back-off before a lost database ends it
 RETRY_DELAYS_ENV = "NAS_STORAGE_RETRY_DELAYS"  # e.g. "0.2,0.5" (seconds, comma-separated)
-EXIT_STORAGE_LOST = 3  # exit status of a search or worker that lost the database
+INTERRUPTED = "interrupted (Ctrl-C or SIGINT)"  # the failure of a trial that Ctrl-C cut short
 
 
 class StorageLost(RuntimeError):
@@ -180,12 +181,13 @@ def grace_period_s(storage) -> int:
     return getattr(backend, "grace_period", None) or 2 * storage.get_heartbeat_interval()
 
 
-def enqueue_retry(study: optuna.Study, dead) -> bool:
-    """Enqueue a trial with the parameters of `dead`, unless it has been retried too often."""
+def enqueue_retry(study: optuna.Study, dead, *, limit: int | None = MAX_RETRIES) -> bool:
+    """Enqueue a trial with the parameters of `dead`, unless it has been retried `limit` times
+    (None: however often; an interrupted trial is no fault of its parameters)."""
     params = dead.params or dead.system_attrs.get("fixed_params") or {}
     record = TrialRecord.from_trial(dead)
     history = [*(record.retry_history or ()), dead.number]
-    if not params or len(history) > MAX_RETRIES:
+    if not params or (limit is not None and len(history) > limit):
         return False
     retry = TrialRecord(landmark=record.landmark, retry_of=dead.number, retry_history=history)
     study.enqueue_trial(params, user_attrs=retry.to_user_attrs())
@@ -224,9 +226,12 @@ def run_trials(
 ) -> None:
     """Run trials until the study holds `target` counted trials.
 
-    Raises StorageLost when the database stays unreachable through every retry.
+    A trial that Ctrl-C cuts short is marked failed and enqueued again before the
+    KeyboardInterrupt goes on. Raises StorageLost when the database stays unreachable through
+    every retry, and NoProgress when trials keep failing or being skipped (nas._stops).
     """
     silent = SilentTrials()
+    streak = Streak()
     reseeded = False
     while True:
         finished, running, _waiting = _with_retries(lambda: _slots_taken(study))
@@ -237,22 +242,62 @@ def run_trials(
             # Others are on the last trials; wait in case one of them dies and needs a retry.
             time.sleep(poll_s)
             continue
-        trial = _with_retries(study.ask)
-        if not reseeded and _with_retries(lambda t=trial: _others_at_work(study, t.number)):
-            # Processes started with the same --seed (the same command on several machines)
-            # would propose the same architectures in lockstep. Parameters are drawn after
-            # ask, so a fresh seed now already counts; of two processes asking at once, the
-            # later sees the other's trial. A lone worker keeps its seed: its search repeats.
-            study.sampler.reseed_rng()
-            reseeded = True
-        outcome = _run_one(study, trial, objective, target, heartbeat_s)
-        if outcome is None:
-            state = TrialState.FAIL  # taken over by another worker, which told it
-        else:
-            state, values = outcome
-            _with_retries(lambda t=trial, v=values, s=state: _tell(study, t, v, s))
+        trial, interrupted = _with_retries(lambda: _ask(study))
+        try:
+            if interrupted:
+                raise KeyboardInterrupt
+            if not reseeded and _with_retries(lambda t=trial: _others_at_work(study, t.number)):
+                # Processes started with the same --seed (the same command on several
+                # machines) would propose the same architectures in lockstep. Parameters are
+                # drawn after ask, so a fresh seed now already counts; of two processes asking
+                # at once, the later sees the other's trial. A lone worker keeps its seed: its
+                # search repeats.
+                study.sampler.reseed_rng()
+                reseeded = True
+            outcome = _run_one(study, trial, objective, target, heartbeat_s)
+            if not outcome.told:
+                _with_retries(lambda t=trial, o=outcome: _tell(study, t, o.values, o.state))
+        except KeyboardInterrupt:
+            _record_interrupt(study, trial)
+            raise
         if on_trial_end is not None:
-            on_trial_end(trial.number, state)
+            on_trial_end(trial.number, outcome.state)
+        streak.add(outcome)
+
+
+def _ask(study: optuna.Study) -> tuple[optuna.Trial, bool]:
+    """A new trial, and whether Ctrl-C came while it was being made.
+
+    A Ctrl-C inside ask could leave a running trial that nobody tells (a landmark among them):
+    it waits until ask has returned, and the trial is then recorded and redone like any
+    interrupted one. When ask fails instead, there is no trial to record and it stops at once.
+    """
+    with interrupts_deferred() as deferred:
+        try:
+            trial = study.ask()
+        except Exception:
+            if deferred.pending:
+                raise KeyboardInterrupt from None
+            raise
+    return trial, deferred.pending
+
+
+def _record_interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Mark a trial that Ctrl-C cut short failed, and enqueue it again for the next run."""
+    storage = study._storage
+    with interrupts_deferred():  # a second Ctrl-C must not cut this record short
+        try:
+            if storage.get_trial(trial._trial_id).state.is_finished():
+                return  # it was told before the interrupt came
+            store(trial.set_user_attr, failure=INTERRUPTED)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            enqueue_retry(study, storage.get_trial(trial._trial_id), limit=None)
+        except UpdateFinishedTrialError:
+            pass  # another worker judged it dead meanwhile, and enqueued its retry
+        except Exception as error:
+            if not is_connection_error(error):
+                raise
+            # The database is away: the trial goes stale and another worker or run retries it.
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, values, state: TrialState) -> None:
@@ -262,8 +307,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, values, state: TrialState) -
         pass  # another worker judged it dead and failed it meanwhile; its retry redoes it
 
 
-def _run_one(study, trial, objective, target, heartbeat_s):
-    """(state, values) for `trial`, or None when it was told here or by another worker."""
+def _run_one(study, trial, objective, target, heartbeat_s) -> Outcome:
+    """How `trial` ended; `told` when it was told here or by another worker already."""
     lost = None
     with heartbeat(study, trial, heartbeat_s):
         try:
@@ -273,20 +318,17 @@ def _run_one(study, trial, objective, target, heartbeat_s):
             if sum(_with_retries(lambda: _slots_taken(study, below=trial.number))) >= target:
                 reason = f"surplus: the study already has its {target} trials"
                 _with_retries(lambda: store(trial.set_user_attr, failure=reason))
-                return TrialState.FAIL, None
-            return TrialState.COMPLETE, list(objective(trial))
+                return Outcome(TrialState.FAIL)
+            return Outcome(TrialState.COMPLETE, list(objective(trial)))
+        except ConstraintSkipped as skipped:
+            return Outcome(TrialState.PRUNED, skipped=str(skipped))
         except optuna.TrialPruned:
-            return TrialState.PRUNED, None
-        except TrialFailed:
-            return TrialState.FAIL, None
+            return Outcome(TrialState.PRUNED)
+        except TrialFailed as failed:
+            return Outcome(TrialState.FAIL, failure=str(failed))
         except UpdateFinishedTrialError:
-            return None  # judged dead (a long stall) and failed by another worker
-        except KeyboardInterrupt:
-            try:
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            except Exception:
-                pass  # the database is gone too: the trial goes stale and is retried
-            raise
+            # Judged dead (a long stall) and failed by another worker.
+            return Outcome(TrialState.FAIL, told=True)
         except Exception as error:
             if not is_connection_error(error):
                 raise
@@ -297,7 +339,7 @@ def _run_one(study, trial, objective, target, heartbeat_s):
     _with_retries(lambda: store(trial.set_user_attr, failure=reason[:300]))
     _with_retries(lambda: _tell(study, trial, None, TrialState.FAIL))
     _with_retries(lambda: enqueue_retry(study, study._storage.get_trial(trial._trial_id)))
-    return None
+    return Outcome(TrialState.FAIL, told=True)
 
 
 def _with_retries(call):

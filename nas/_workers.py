@@ -21,8 +21,14 @@ import torch
 from nas._objective import Objective
 from nas._report import Progress, summary
 from nas._settings import WORKER_INDEX_OPTION, RunSettings
-from nas._worker import (
+from nas._stops import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_PROGRESS,
     EXIT_STORAGE_LOST,
+    NoProgress,
+    interrupts_deferred,
+)
+from nas._worker import (
     StorageLost,
     _with_retries,
     core_share,
@@ -34,16 +40,19 @@ from nas.pruning import NO_PRUNING, DominancePruner
 from nas.storage import redact
 from search_spaces import LANDMARKS
 
-EXIT_INTERRUPTED = 130
 PROGRESS_EVERY_S = 2.0  # how often the starting process reports while its workers run
 POLL_S = 0.25  # how often it checks whether a worker has stopped
+# After a Ctrl-C, how long the starting process lets its workers stop by themselves (a
+# terminal's Ctrl-C reached them too) before it interrupts those still running.
+INTERRUPT_GRACE_S = 5.0
 
 
 def run_search(study: optuna.Study, storage, settings: RunSettings, data: Dataset) -> int:
     """Run the study's trials until it holds `settings.trials`; print progress and the summary.
 
     Returns the exit status: 0, EXIT_INTERRUPTED after Ctrl-C, EXIT_STORAGE_LOST when the
-    database stayed away, or the first failed worker's status.
+    database stayed away, EXIT_NO_PROGRESS when trials kept failing or being skipped, or the
+    first failed worker's status.
     """
     progress = Progress(study, settings.trials)
     print(
@@ -66,10 +75,13 @@ def run_search(study: optuna.Study, storage, settings: RunSettings, data: Datase
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
         print(
-            "\ninterrupted: the running trial is marked failed; rerun the same command to "
-            "continue",
+            "\ninterrupted: the running trial is marked failed and enqueued again; rerun the "
+            "same command to redo it and continue",
             file=sys.stderr,
         )
+    except NoProgress as error:
+        status = EXIT_NO_PROGRESS
+        print(f"error: {error}", file=sys.stderr)
     except StorageLost as error:
         print(
             f"error: lost the database after retries: {error}; finished trials are kept, "
@@ -90,7 +102,13 @@ def run_worker(storage, settings: RunSettings, data: Dataset) -> int:
         _with_retries(lambda: optuna.load_study(study_name=settings.study_name, storage=storage))
         run_trials_here(settings.study_name, storage, settings, data)
     except KeyboardInterrupt:
+        # Its trial is recorded: a repeated Ctrl-C (the terminal's, then the starting
+        # process's) must not turn this exit into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return EXIT_INTERRUPTED
+    except NoProgress as error:
+        print(f"error: worker {index} {error}", file=sys.stderr)
+        return EXIT_NO_PROGRESS
     except StorageLost as error:
         print(
             f"error: worker {index} lost the database after retries: {error}; "
@@ -218,11 +236,18 @@ def _run_worker_processes(settings: RunSettings, progress: Progress) -> int:
                 last_report = time.monotonic()
             time.sleep(POLL_S)
     except KeyboardInterrupt:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            child.wait()
+        # Interrupted alone (kill -INT), it passes the interrupt on; not at once, as a second
+        # one would only repeat a terminal's Ctrl-C to a worker recording its interrupted
+        # trial. A second Ctrl-C meanwhile waits too: the workers' records come first.
+        with interrupts_deferred():
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            while time.monotonic() < deadline and any(c.poll() is None for c in children):
+                time.sleep(POLL_S)
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGINT)
+            for child in children:
+                child.wait()
         raise
     codes = [child.returncode for child in children]
     if EXIT_STORAGE_LOST in codes:

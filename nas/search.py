@@ -16,6 +16,7 @@ import optuna
 import search_spaces
 from nas._cli import (
     DATASET_SHAPES,
+    EXIT_BAD_INPUT,
     OneLineParser,
     add_budget_option,
     add_dataset_options,
@@ -27,6 +28,13 @@ from nas._cli import (
     refusing_bad_input,
 )
 from nas._settings import OBJECTIVES, SAMPLERS, WORKER_INDEX_OPTION, RunSettings, resume_notes
+from nas._stops import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_PROGRESS,
+    EXIT_STORAGE_LOST,
+    MAX_FAILURES_IN_A_ROW,
+    MAX_SKIPS_IN_A_ROW,
+)
 from nas._study import check_compatible, open_or_create_study
 from nas.storage import open_storage
 from search_spaces import LANDMARKS
@@ -40,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m nas.search",
         description="Search the spectrum from normal convolution to Xception: maximize "
         "validation accuracy, minimize MACs (multiply-accumulates).",
+        epilog=f"exit status: 0 done; {EXIT_BAD_INPUT} bad input (nothing created); "
+        f"{EXIT_STORAGE_LOST} database lost; {EXIT_NO_PROGRESS} stopped, as "
+        f"{MAX_FAILURES_IN_A_ROW} trials in a row failed or {MAX_SKIPS_IN_A_ROW} were skipped "
+        f"by --max-mmacs; {EXIT_INTERRUPTED} Ctrl-C (the next run redoes the interrupted trial)",
     )
     add_space_option(parser)
     parser.add_argument(

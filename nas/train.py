@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas._faults import fault_point
 from nas.data import Dataset
 
 
@@ -215,6 +216,7 @@ def train(
         The curves and timings; a non-finite loss ends training with `failure` set, not an
         exception.
     """
+    fault_point("trial:started")
     device = resolve_device(device)
     on_cuda = device.startswith("cuda")
     autocast = _autocast(device, recipe)
@@ -296,7 +298,9 @@ def train(
         result.eval_seconds += _elapsed(eval_start, device)
         result.val_acc_curve.append(val_acc)
         result.epoch_seconds.append(_elapsed(epoch_start, device))
-        if on_epoch is not None and on_epoch(epoch, val_acc):
+        stop = on_epoch is not None and on_epoch(epoch, val_acc)
+        fault_point("trial:epoch-done")
+        if stop:
             result.stopped_early = epoch < budget.epochs
             break
     return result

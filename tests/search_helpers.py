@@ -9,7 +9,12 @@ from pathlib import Path
 
 import optuna
 
+import search_spaces
+from nas._objective import Objective
+from nas.data import load_dataset
+from nas.pruning import NO_PRUNING
 from nas.record import COUNTED_TRIAL_KEYS
+from nas.train import Budget
 
 # Digits with a budget small enough for seconds per trial, large enough to learn something.
 TINY = ["--dataset", "digits", "--budget", "4x600"]
@@ -35,3 +40,17 @@ def run_search(storage: str, *args: str, timeout: float = 900) -> subprocess.Com
 
 def load(storage: str, name: str = "inception_to_xception-digits") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def objective(**overrides) -> Objective:
+    """A search's objective on digits, two short epochs, no pruning, for in-process loops."""
+    settings = dict(
+        space=search_spaces.get("inception_to_xception"),
+        data=load_dataset("digits"),
+        budget=Budget(2, 300),
+        device="cpu",
+        seed=0,
+        objectives=("val_acc", "macs"),
+        pruner=NO_PRUNING,
+    )
+    return Objective(**{**settings, **overrides})

@@ -10,13 +10,10 @@ import pytest
 from optuna.trial import TrialState
 
 import search_spaces
-from nas._objective import Objective
 from nas._worker import run_trials
-from nas.data import load_dataset
-from nas.pruning import NO_PRUNING
-from nas.train import Budget, TrainResult
+from nas.train import TrainResult
 from search_spaces import LANDMARKS
-from tests.search_helpers import TRIAL_ATTRS, load, run_search, search_command
+from tests.search_helpers import TRIAL_ATTRS, load, objective, run_search, search_command
 
 
 @pytest.fixture(scope="module")
@@ -89,26 +86,13 @@ def test_constraint_is_checked_before_training(tmp_path):
     assert len(counted) == 2 and all(t.user_attrs["macs"] <= 0.2e6 for t in counted)
 
 
-def _objective(**overrides):
-    settings = dict(
-        space=search_spaces.get("inception_to_xception"),
-        data=load_dataset("digits"),
-        budget=Budget(2, 300),
-        device="cpu",
-        seed=0,
-        objectives=("val_acc", "macs"),
-        pruner=NO_PRUNING,
-    )
-    return Objective(**{**settings, **overrides})
-
-
 def test_duplicate_architecture_reuses_the_result():
     space = search_spaces.get("inception_to_xception")
     study = optuna.create_study(directions=["maximize", "minimize"])
     params = space.params_for(LANDMARKS["mobilenet"])
     study.enqueue_trial(params)
     study.enqueue_trial(params)
-    run_trials(study, _objective(), 2, heartbeat_s=None)
+    run_trials(study, objective(), 2, heartbeat_s=None)
     first, second = study.trials
     assert second.user_attrs["duplicate_of"] == first.number
     assert second.user_attrs["train_seconds"] == 0.0
@@ -124,10 +108,9 @@ def test_diverged_training_is_a_failure_with_its_reason(monkeypatch):
 
     monkeypatch.setattr("nas._objective.train", diverging)
     study = optuna.create_study(directions=["maximize", "minimize"])
-    objective = _objective()
     study.enqueue_trial(search_spaces.get("inception_to_xception").params_for(LANDMARKS["normal"]))
     with pytest.raises(RuntimeError, match="no finished"):
-        run_trials(study, objective, 1, heartbeat_s=None, on_trial_end=_stop_after_one)
+        run_trials(study, objective(), 1, heartbeat_s=None, on_trial_end=_stop_after_one)
     trial = study.trials[0]
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["failure"].startswith("diverged")
@@ -146,6 +129,9 @@ def _stop_after_one(number, state):
         (["--objectives", "acc"], "acc,macs"),
         (["--budget", "three"], "EPOCHSxSIZE"),
         (["--seed", "-1"], "--seed"),
+        (["--seed", "4294967296"], "--seed"),
+        (["--max-mmacs", "nan"], "--max-mmacs"),
+        (["--heartbeat", "1000000000000"], "--heartbeat"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, args, message):

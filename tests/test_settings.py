@@ -102,6 +102,16 @@ def test_settings_are_frozen():
         (["--max-mmacs", "nan"], "--max-mmacs must be a finite positive number, got nan"),
         (["--max-mmacs", "inf"], "--max-mmacs must be a finite positive number, got inf"),
         (["--max-mmacs", "0"], "--max-mmacs must be a finite positive number"),
+        # A thread's timer overflows beyond about 292 years; an hour is the documented most.
+        (
+            ["--heartbeat", "1000000000000"],
+            "--heartbeat must be whole seconds from 0 (off) to 3600",
+        ),
+        (["--heartbeat", "3601"], "got 3601"),
+        (
+            ["--dataset", "digits", "--max-mmacs", "0.0001"],
+            "its cheapest on digits needs 0.009162",
+        ),
         (["--epochs", "0"], "epochs >= 1"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--dataset", "mnist"], "choose from fashion_mnist, cifar10, digits"),
@@ -124,7 +134,13 @@ def test_bad_input_is_refused_before_storage_or_data_exist(monkeypatch, tmp_path
     monkeypatch.setattr(search, "open_or_create_study", too_early)
     monkeypatch.setattr("nas.data.load_dataset", too_early)
     path = tmp_path / "studies.db"
-    for bad in (["--seed", "-1"], ["--max-mmacs", "nan"]):
+    for bad in (
+        ["--seed", "-1"],
+        ["--seed", "4294967296"],
+        ["--max-mmacs", "nan"],
+        ["--max-mmacs", "0.0001"],
+        ["--heartbeat", "1000000000000"],
+    ):
         code = search.main(["--storage", f"sqlite:///{path}", "--device", "cpu", *bad])
         error = capsys.readouterr().err
         assert code == 2 and error.startswith("error: --")
