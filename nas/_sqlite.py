@@ -71,7 +71,7 @@ def read_only_engine_options(path: Path) -> dict:
     return {"creator": connect, "poolclass": NullPool}
 
 
-def url_of(path: Path) -> str:
+def _url_of(path: Path) -> str:
     """A SQLAlchemy URL of the file `path` (SQLAlchemy decodes %-escapes in the name)."""
     return f"sqlite:///{quote(str(path))}"
 
@@ -94,7 +94,7 @@ def create_database(path: Path, make_schema: Callable[[str], None]) -> bool:
     try:
         sqlite3.connect(temporary).close()
         fault_point("storage:file-created")
-        make_schema(url_of(temporary))
+        make_schema(_url_of(temporary))
         use_wal(temporary)
         return _link_into_place(temporary, path)
     finally:
@@ -125,13 +125,13 @@ def _temporary_prefix(path: Path) -> str:
 def remove_leftovers(path: Path) -> None:
     """Remove the temporary files that processes killed while making `path` left behind."""
     prefix = _temporary_prefix(path)
-    for leftover in path.parent.glob(f"{glob_escape(prefix)}*.creating"):
+    for leftover in path.parent.glob(f"{_glob_escape(prefix)}*.creating"):
         pid = leftover.name.removeprefix(prefix).removesuffix(".creating")
         if pid.isdigit() and not process_alive(int(pid)):
             _remove_with_side_files(leftover)
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     return "".join(f"[{char}]" if char in "*?[" else char for char in text)
 
 

@@ -25,6 +25,7 @@ from nas._study import DONE, SETUP_KEY, open_or_create_study
 from nas.storage import OK, check_storage, open_storage
 from search_spaces import LANDMARKS
 from tests.search_helpers import search_command
+from tests.test_distributed import pg  # noqa: F401 (a fresh PostgreSQL database per test)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -137,6 +138,14 @@ def _storage(tmp_path: Path):
     return open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_storage(request, tmp_path):
+    """A new storage of each backend (the set-up's claims are SQL statements of their own)."""
+    if request.param == "sqlite":
+        return _storage(tmp_path)
+    return open_storage(request.getfixturevalue("pg")[0])
+
+
 LANDMARK_TRIALS = [({"x": i}, {"landmark": f"l{i}"}) for i in range(3)]
 SETTINGS = {"space": "s", "dataset": "d", "budget": "1x200", "batch_size": 64}
 
@@ -150,8 +159,8 @@ def _half_set_up(storage, mark) -> optuna.Study:
     return study
 
 
-def test_an_older_versions_unfinished_set_up_is_finished_after_it_stalls(tmp_path, capsys):
-    storage = _storage(tmp_path)
+def test_an_older_versions_unfinished_set_up_is_finished_after_it_stalls(any_storage, capsys):
+    storage = any_storage
     _half_set_up(storage, "in progress")  # the mark of versions before this one: no process
     study, stored = open_or_create_study(
         storage, "half", ["minimize"], SETTINGS, LANDMARK_TRIALS, stalled_s=0.5
@@ -163,8 +172,8 @@ def test_an_older_versions_unfinished_set_up_is_finished_after_it_stalls(tmp_pat
     assert "finishing the set-up of study 'half'" in capsys.readouterr().err
 
 
-def test_a_set_up_that_another_machine_is_still_doing_is_waited_for(tmp_path, monkeypatch):
-    storage = _storage(tmp_path)
+def test_a_set_up_that_another_machine_is_still_doing_is_waited_for(any_storage, monkeypatch):
+    storage = any_storage
     study = _half_set_up(storage, {"host": "another-machine", "pid": os.getpid()})
     waits = []
 
