@@ -142,8 +142,11 @@ def _storage(tmp_path: Path):
 def any_storage(request, tmp_path):
     """A new storage of each backend (the set-up's claims are SQL statements of their own)."""
     if request.param == "sqlite":
-        return _storage(tmp_path)
-    return open_storage(request.getfixturevalue("pg")[0])
+        storage = _storage(tmp_path)
+    else:
+        storage = open_storage(request.getfixturevalue("pg")[0])
+    yield storage
+    storage.engine.dispose()
 
 
 LANDMARK_TRIALS = [({"x": i}, {"landmark": f"l{i}"}) for i in range(3)]
