@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import nas
 import search_spaces
 from nas._cli import DATASET_SHAPES, device_and_budget
-from nas.storage import redact
+from nas.storage import check_search_url, redact
 from search_spaces import LANDMARKS, SearchSpace
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class RunSettings:
             math.isfinite(args.max_mmacs) and args.max_mmacs > 0
         ):
             raise ValueError(f"--max-mmacs must be a finite positive number, got {args.max_mmacs}")
+        check_search_url(args.storage, args.workers)
         device, budget = device_and_budget(args)
         if args.max_mmacs is not None and args.worker_index is None:
             # Not in the processes --workers starts: their parent checked the same command.
@@ -219,8 +220,9 @@ def resume_notes(study_name: str, stored: dict, wanted: dict) -> list[str]:
             f"note: study {study_name!r} was started with budget {stored['budget']}, "
             f"continuing with {wanted['budget']}"
         )
+    # Only a study this tool recorded (it stores its budget) trained at the batch of its day.
     stored_batch = stored.get("batch_size", BATCH_SIZE_BEFORE_MIN_STEPS)
-    if stored_batch != wanted["batch_size"]:
+    if "budget" in stored and stored_batch != wanted["batch_size"]:
         notes.append(
             f"note: study {study_name!r} trained its trials at batch {stored_batch}, continuing "
             f"at {wanted['batch_size']}: accuracies before and after are not comparable; "

@@ -1,22 +1,46 @@
-"""Setting a study up safely: create it once, however many processes start on it at once.
+"""Setting a study up safely: once, however many processes start on it, whoever of them dies.
 
 Opening the storage itself (checks, SQLite settings, read-only access) is `nas.storage`'s.
+
+The set-up (the study's settings, then the landmarks, enqueued in order) is guarded by a study
+system attribute, `SETUP_KEY`: "done" when it is complete; while it is not, the host and process
+id of the process doing it. That owner is claimed atomically, with one INSERT (there is one row
+per study and key) or one compare-and-swap UPDATE, so exactly one process sets a study up and
+the others wait for "done". A process that sees the owner dead (gone from this machine, or no
+progress for `STALLED_S`) claims the set-up in its place and finishes what is missing: settings
+not yet stored, landmarks not yet enqueued. A process id says nothing on another machine, and a
+wall-clock heartbeat would trust the machines' clocks to agree; watching for progress needs
+neither.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sys
 import time
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage
 
+from nas._faults import fault_point
+from nas._sqlite import process_alive
 from nas.storage import StorageError
 
-# A study system attribute: "in progress" while the process that created the study stores its
-# settings and enqueues the landmarks, "done" after; processes that lost the race to create it
-# wait for "done" so that they neither run before the landmarks nor enqueue them again.
 SETUP_KEY = "nas:setup"
-SETUP_WAIT_S = 60.0
+DONE = "done"
+# Older versions of this tool wrote this while setting up; it names no process.
+LEGACY_IN_PROGRESS = "in progress"
+# A study with neither the mark nor anything in it may be a moment old, its creator about to
+# mark it: the others give it this long before they set it up themselves.
+UNMARKED_GRACE_S = 3.0
+# A set-up that shows no progress (mark, settings, trials) for this long is taken for dead;
+# each step takes one write, a fraction of a second even on a remote database.
+STALLED_S = 20.0
+POLL_S = 0.2
+COMPATIBLE_KEYS = ("space", "dataset", "objectives")
 
 
 def existing_study(storage: RDBStorage, name: str) -> optuna.Study | None:
@@ -35,65 +59,176 @@ def open_or_create_study(
     user_attrs: dict,
     landmarks: list[tuple[dict, dict]],
     *,
-    wait_s: float = SETUP_WAIT_S,
+    stalled_s: float = STALLED_S,
 ) -> tuple[optuna.Study, bool]:
-    """The study `name`, created if absent; True when this call created it.
+    """The study `name`, created and set up if absent; True when this call stored its settings.
 
-    Safe when several processes start on the same new study at once: exactly one creates it,
-    stores `user_attrs` and enqueues `landmarks` (params, trial user attrs) in order; the
-    others load it and wait until that set-up is done, so landmarks are enqueued once and run
-    first.
+    Safe when several processes start on the same new study at once, and when the one setting
+    it up dies: see the module's docstring. Landmarks (params, trial user attrs) are enqueued
+    once each, in order, before any process runs a trial.
+
+    Args:
+        storage: the search's storage (`nas.storage.open_storage`).
+        name: the study's name.
+        directions: its directions, for a new study.
+        user_attrs: its settings, stored by the set-up.
+        landmarks: (params, trial user attrs) to enqueue first.
+        stalled_s: how long a set-up may show no progress before another process finishes it.
+
+    Raises:
+        StorageError: an unfinished set-up was begun with another space, dataset or objectives.
     """
     study = existing_study(storage, name)
+    created = False
     if study is None:
         try:
             study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+            created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage)
         else:
-            _set_up(study, user_attrs, landmarks)
-            return study, True
-    _wait_for_set_up(study, wait_s)
-    return study, False
+            fault_point("setup:study-created")
+    set_up = _SetUp(storage, study, user_attrs, landmarks)
+    return study, set_up.settle(created, stalled_s)
 
 
-def _set_up(study: optuna.Study, user_attrs: dict, landmarks: list[tuple[dict, dict]]) -> None:
-    storage, study_id = study._storage, study._study_id
-    storage.set_study_system_attr(study_id, SETUP_KEY, "in progress")
-    for key, value in user_attrs.items():
-        study.set_user_attr(key, value)
-    for params, attrs in landmarks:
-        study.enqueue_trial(params, user_attrs=attrs)
-    storage.set_study_system_attr(study_id, SETUP_KEY, "done")
+class _SetUp:
+    """One process's part in a study's set-up: do it, finish it, or wait for it."""
+
+    def __init__(
+        self,
+        storage: RDBStorage,
+        study: optuna.Study,
+        user_attrs: dict,
+        landmarks: list[tuple[dict, dict]],
+    ) -> None:
+        self.storage, self.study, self.study_id = storage, study, study._study_id
+        self.user_attrs, self.landmarks = user_attrs, landmarks
+        self.me = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+
+    def settle(self, created: bool, stalled_s: float) -> bool:
+        """Return once the set-up is done; True when this process stored all the settings."""
+        start = last_change = time.monotonic()
+        seen, told = None, False
+        while True:
+            mark = self._mark()
+            now = time.monotonic()
+            if mark is not None and json.loads(mark) == DONE:
+                return False
+            if mark is None:
+                if self._attrs() or self._trials():
+                    return False  # set up by an older version of this tool, or by other tools
+                if (created or now - start > UNMARKED_GRACE_S) and self._claim(None):
+                    return self._set_up(fresh=True)
+            else:
+                progress = (mark, len(self._attrs()), len(self._trials()))
+                if progress != seen:
+                    seen, last_change = progress, now
+                if _abandoned(json.loads(mark), now - last_change, stalled_s) and self._claim(
+                    mark
+                ):
+                    print(
+                        f"note: finishing the set-up of study {self.study.study_name!r}, which "
+                        "the process that began it left unfinished",
+                        file=sys.stderr,
+                    )
+                    return self._set_up(fresh=False)
+            if mark is not None and not told and now - start > UNMARKED_GRACE_S:
+                told = True
+                print(
+                    f"note: waiting while another process sets up study "
+                    f"{self.study.study_name!r} (up to {stalled_s:.0f} s without progress)",
+                    file=sys.stderr,
+                )
+            time.sleep(POLL_S)
+
+    def _set_up(self, *, fresh: bool) -> bool:
+        """Store the settings and enqueue the landmarks that are missing, then mark it done."""
+        stored = self._attrs()
+        _refuse_incompatible(self.study.study_name, stored, self.user_attrs)
+        for key, value in self.user_attrs.items():
+            if key not in stored:
+                self.study.set_user_attr(key, value)
+        fault_point("setup:attrs-stored")
+        # A waiting trial keeps its enqueued params among its system attributes.
+        enqueued = {
+            _landmark_key(t.system_attrs.get("fixed_params", t.params), t.user_attrs)
+            for t in self._trials()
+        }
+        for params, attrs in self.landmarks:
+            if _landmark_key(params, attrs) in enqueued:
+                continue
+            if self._mark() != self.me:
+                return self.settle(False, STALLED_S)  # taken for dead: let the other finish
+            self.study.enqueue_trial(params, user_attrs=attrs)
+            fault_point("setup:landmark-enqueued")
+        self.storage.set_study_system_attr(self.study_id, SETUP_KEY, DONE)
+        return fresh
+
+    def _attrs(self) -> dict:
+        return self.storage.get_study_user_attrs(self.study_id)
+
+    def _trials(self) -> list:
+        return self.storage.get_all_trials(self.study_id, deepcopy=False)
+
+    def _mark(self) -> str | None:
+        """The set-up mark as stored (JSON text), read straight from Optuna's table."""
+        with self.storage.engine.connect() as connection:
+            return connection.execute(
+                sqlalchemy.text(
+                    "SELECT value_json FROM study_system_attributes "
+                    "WHERE study_id = :study AND key = :key"
+                ),
+                {"study": self.study_id, "key": SETUP_KEY},
+            ).scalar()
+
+    def _claim(self, seen: str | None) -> bool:
+        """Make this process the set-up's owner if the mark is still `seen`; True if it is.
+
+        One statement, so two processes can never both win: an INSERT when there is no mark
+        (the table holds one row per study and key), else an UPDATE that matches only `seen`.
+        """
+        values = {"study": self.study_id, "key": SETUP_KEY, "mine": self.me, "seen": seen}
+        if seen is None:
+            statement = (
+                "INSERT INTO study_system_attributes (study_id, key, value_json) "
+                "VALUES (:study, :key, :mine)"
+            )
+        else:
+            statement = (
+                "UPDATE study_system_attributes SET value_json = :mine "
+                "WHERE study_id = :study AND key = :key AND value_json = :seen"
+            )
+        try:
+            with self.storage.engine.begin() as connection:
+                claimed = connection.execute(sqlalchemy.text(statement), values).rowcount == 1
+        except sqlalchemy.exc.IntegrityError:
+            return False  # another process inserted its mark first
+        return claimed
 
 
-def _wait_for_set_up(study: optuna.Study, wait_s: float) -> None:
-    """Wait while another process is still setting the study up.
+def _abandoned(owner, unchanged_s: float, stalled_s: float) -> bool:
+    """Whether the set-up that `owner` (the mark's value) is doing can be taken for dead."""
+    if unchanged_s > stalled_s:
+        return True
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False  # another machine's process (or an older version's mark): wait and watch
+    return not process_alive(int(owner.get("pid", 0)))
 
-    A study with neither our set-up mark nor any user attribute may be a second old (its
-    creator has not written the mark yet) or made by other tools: wait briefly for it. A
-    creator that died half-way leaves "in progress": go on after `wait_s`.
-    """
-    storage, study_id = study._storage, study._study_id
-    start = time.monotonic()
-    while True:
-        mark = storage.get_study_system_attrs(study_id).get(SETUP_KEY)
-        if mark == "done":
-            return
-        elapsed = time.monotonic() - start
-        if mark is None and (storage.get_study_user_attrs(study_id) or elapsed > 3.0):
-            return  # made by an older version of this tool or by other tools
-        if elapsed > wait_s:
-            return
-        time.sleep(0.2)
+
+def _landmark_key(params: dict, attrs: dict) -> str:
+    return attrs.get("landmark") or json.dumps(params, sort_keys=True)
+
+
+def _refuse_incompatible(study_name: str, stored: dict, wanted: dict) -> None:
+    for key in COMPATIBLE_KEYS:
+        if key in stored and key in wanted and stored[key] != wanted[key]:
+            raise StorageError(
+                f"study {study_name!r} was run with {key}={stored[key]!r}, not "
+                f"{wanted[key]!r}: give another --study name or the same {key}"
+            )
 
 
 def check_compatible(study: optuna.Study, wanted: dict) -> None:
     """Refuse to continue a study that was started with another space, dataset or objectives."""
-    stored = study.user_attrs
-    for key in ("space", "dataset", "objectives"):
-        if key in stored and stored[key] != wanted[key]:
-            raise StorageError(
-                f"study {study.study_name!r} was run with {key}={stored[key]!r}, not "
-                f"{wanted[key]!r}: give another --study name or the same {key}"
-            )
+    _refuse_incompatible(study.study_name, study.user_attrs, wanted)

@@ -5,8 +5,8 @@ Two ways in, one rule for what an Optuna storage is (`OPTUNA_TABLES`, applied by
 
 - `open_storage` is the search's: it creates the database and Optuna's tables when they are
   absent and refuses any SQLite file that holds something else.
-- `open_read_only` and `load_study` are the dashboard's and the exporter's: they never create a
-  file, a table or a study, and SQLite files are opened in SQLite's read-only mode.
+- `open_read_only` and `load_study` are the dashboard's and the exporter's: they never create or
+  change a file, a table or a study (see `nas._sqlite.read_only_uri` for SQLite files).
 
 optuna and SQLAlchemy load on first use: `python -m nas.search --help` imports this module for
 the default URL and should not wait for them.
@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import quote
+
+from nas._sqlite import (
+    BUSY_TIMEOUT_S,
+    create_database,
+    is_sqlite_file,
+    lock_on_begin,
+    read_only_engine_options,
+    read_only_uri,
+    remove_leftovers,
+    unwritable,
+    use_wal,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -35,14 +45,12 @@ OPTUNA_TABLES = frozenset(
      "trials", "trial_params", "trial_values", "trial_intermediate_values",
      "trial_user_attributes", "trial_system_attributes", "trial_heartbeats", "version_info"}
 )  # fmt: skip
-SQLITE_HEADER = b"SQLite format 3\x00"
-# How long a SQLite writer waits for the lock before failing: parallel workers queue up here
-# instead of failing with "database is locked".
-SQLITE_BUSY_TIMEOUT_S = 120
 # Processes that open a new database at the same moment race to create Optuna's tables; the
 # losers see "already exists" errors, or a schema half made, and simply look again.
 SCHEMA_RACE_TRIES = 6
 HOW_TO_CREATE = "run nas.search first or give --storage"
+# What to do when a database server does not answer (SQLite files have their own messages).
+HOW_TO_REACH = "check that the database server is running and reachable, and the URL"
 
 OK, MISSING, EMPTY, INVALID = "ok", "missing", "empty", "invalid"
 
@@ -101,12 +109,65 @@ def sqlite_path(url: str) -> Path | None:
     return Path(os.path.abspath(database))
 
 
+def _memory_or_nameless(url: str) -> str | None:
+    """':memory:' or '' when `url` is a SQLite URL without a file (None: it names one, or is no
+    SQLite URL); `sqlite_path` has refused non-URLs before this is asked."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    if parsed.database is None or parsed.database == ":memory:":
+        return ":memory:"  # sqlite:// is SQLAlchemy's own way to write it
+    return "" if parsed.database == "" else None
+
+
+def check_search_url(url: str, workers: int = 1) -> None:
+    """Refuse, before anything exists, a storage URL that a search cannot write through.
+
+    Args:
+        url: the --storage URL.
+        workers: the worker processes that will share it.
+
+    Raises:
+        StorageError: one line: what is wrong with `url` and what to give instead.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        without_file = _memory_or_nameless(url)
+        if without_file == "":
+            raise StorageError(f"{url!r} names no database file: give one, e.g. {DEFAULT_STORAGE}")
+        if without_file == ":memory:" and workers > 1:
+            raise StorageError(
+                f"{url!r} is a database in memory, and each of the {workers} worker processes "
+                f"would get its own: give a file, e.g. {DEFAULT_STORAGE}, or --workers 1"
+            )
+        return
+    if not path.exists() and not path.parent.is_dir():
+        raise StorageError(f"storage folder {path.parent} does not exist: create it first")
+    problem = unwritable(path)
+    if problem is not None:
+        raise StorageError(
+            f"cannot write {path}: {problem}; give a --storage in a writable folder "
+            "(python -m dashboard and nas.export can still read it where it is)"
+        )
+
+
 def read_only_url(url: str) -> str:
-    """The URL that reads `url` without writing: SQLite's read-only URI mode, others as given."""
+    """The URL that reads `url` without writing: SQLite's read-only URI, others as given.
+
+    What SQLite opens is decided again for each connection (`_read_options`); this URL is what
+    SQLAlchemy and Optuna are told.
+    """
     path = sqlite_path(url)
     if path is None:
         return url
-    return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
+    return f"sqlite:///{read_only_uri(path)}&uri=true"
+
+
+def _read_options(url: str) -> dict:
+    path = sqlite_path(url)
+    return _engine_options(url) if path is None else read_only_engine_options(path)
 
 
 def _engine_options(url: str) -> dict:
@@ -121,8 +182,8 @@ def _engine_options(url: str) -> dict:
 def check_storage(url: str) -> StorageStatus:
     """Look at a storage without changing it: is it an Optuna storage with studies in it?
 
-    A SQLite file is looked at on disk first (a missing one stays missing), then read through
-    SQLite's read-only mode; other databases are read for their table names only.
+    A SQLite file is looked at on disk first (a missing one stays missing), then read without
+    writing (`nas._sqlite.read_only_uri`); other databases are read for their table names only.
     """
     try:
         path = sqlite_path(url)
@@ -137,7 +198,7 @@ def check_storage(url: str) -> StorageStatus:
 
     engine = None
     try:
-        engine = sqlalchemy.create_engine(read_only_url(url), **_engine_options(url))
+        engine = sqlalchemy.create_engine(read_only_url(url), **_read_options(url))
         tables = frozenset(sqlalchemy.inspect(engine).get_table_names())
         if not tables:
             return StorageStatus(EMPTY, f"{where} has no tables yet")
@@ -151,8 +212,7 @@ def check_storage(url: str) -> StorageStatus:
     except ImportError as error:
         return StorageStatus(INVALID, f"no database driver for {redact(url)}: {error}")
     except sqlalchemy.exc.SQLAlchemyError as error:
-        reason = _first_line(getattr(error, "orig", None) or error)
-        return StorageStatus(INVALID, f"cannot read {where}: {reason}")
+        return StorageStatus(INVALID, _cannot("read", where, url, error))
     finally:
         if engine is not None:
             engine.dispose()
@@ -167,9 +227,8 @@ def _file_status(path: Path) -> StorageStatus | None:
         return StorageStatus(INVALID, f"{path} is a folder, not an Optuna storage")
     if path.stat().st_size == 0:
         return StorageStatus(EMPTY, f"{path} is an empty file, not an Optuna storage yet")
-    with path.open("rb") as handle:
-        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            return StorageStatus(INVALID, f"{path} is not a SQLite database")
+    if not is_sqlite_file(path):
+        return StorageStatus(INVALID, f"{path} is not a SQLite database")
     return None
 
 
@@ -191,8 +250,9 @@ def _listed(names: frozenset[str], most: int = 5) -> str:
 def open_storage(url: str, *, heartbeat_s: int | None = None) -> RDBStorage:
     """An Optuna RDB storage for writing, created if absent; StorageError explains a refusal.
 
-    SQLite files are checked first (anything but a new, empty or Optuna database is left
-    alone) and get write-ahead logging (readers never block the writer, so the dashboard and
+    A new SQLite file is made whole or not at all (`nas._sqlite.create_database`). Existing
+    files are checked first (anything but an empty or Optuna database is left alone). SQLite
+    files get write-ahead logging (readers never block the writer, so the dashboard and
     parallel workers coexist), a long busy timeout, and transactions that take the write lock
     when they begin: SQLite has no row locks, so without that two workers can both pop the
     same waiting trial.
@@ -204,12 +264,17 @@ def open_storage(url: str, *, heartbeat_s: int | None = None) -> RDBStorage:
     """
     from optuna.storages import RDBStorage
 
+    check_search_url(url)
     path = sqlite_path(url)
     engine_options = _engine_options(url)
     if path is not None:
-        if not path.exists() and not path.parent.is_dir():
-            raise StorageError(f"storage folder {path.parent} does not exist: create it first")
-        engine_options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        engine_options = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+        remove_leftovers(path)
+        if not path.exists():
+            try:
+                create_database(path, _make_schema)
+            except Exception as error:  # SQLAlchemy and the OS raise many kinds; one line
+                raise StorageError(_cannot("create", str(path), url, error)) from None
     for attempt in range(SCHEMA_RACE_TRIES):
         last_try = attempt + 1 == SCHEMA_RACE_TRIES
         if path is not None:
@@ -233,13 +298,17 @@ def open_storage(url: str, *, heartbeat_s: int | None = None) -> RDBStorage:
             if _lost_schema_race(error) and not last_try:
                 _pause()
                 continue
-            reason = _first_line(error)
-            raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
+            raise StorageError(_cannot("open", "storage " + redact(url), url, error)) from None
     if path is not None:
-        _lock_on_begin(storage.engine)
-        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+        lock_on_begin(storage.engine)
+        use_wal(path)
     return storage
+
+
+def _make_schema(url: str) -> None:
+    from optuna.storages import RDBStorage
+
+    RDBStorage(url).engine.dispose()
 
 
 def _pause() -> None:
@@ -249,6 +318,36 @@ def _pause() -> None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of what went wrong at the bottom: the driver's own error, not the
+    wrappers' (Optuna's "invalid data in the commit", SQLAlchemy's "(psycopg...Error)")."""
+    deepest = error
+    while True:
+        inner = getattr(deepest, "orig", None) or deepest.__cause__
+        if inner is None:
+            return _first_line(deepest)
+        deepest = inner
+
+
+def _cannot(verb: str, where: str, url: str, error: BaseException) -> str:
+    """One line: cannot `verb` `where`, why, and (for a database server) what to do."""
+
+    message = f"cannot {verb} {where}: {_reason(error)}"
+    if not url.startswith("sqlite") and _connection_failed(error):
+        message += f"; {HOW_TO_REACH}"
+    return message
+
+
+def _connection_failed(error: BaseException) -> bool:
+    import sqlalchemy.exc
+
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+    return False
 
 
 def _lost_schema_race(error: BaseException) -> bool:
@@ -262,36 +361,16 @@ def _lost_schema_race(error: BaseException) -> bool:
     return False
 
 
-def _lock_on_begin(engine) -> None:
-    """Make every SQLite transaction BEGIN IMMEDIATE (the SQLAlchemy recipe for pysqlite).
-
-    Python's sqlite3 starts a transaction only at the first write, so Optuna's read-then-write
-    steps (pop a waiting trial, fail a stale one) are not atomic across processes. Taking the
-    write lock at BEGIN serializes them; waiting writers queue for up to the busy timeout.
-    """
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _autocommit_driver(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself, below
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    engine.dispose()  # connections opened before the listeners existed are dropped
-
-
 def open_read_only(url: str) -> RDBStorage:
-    """An Optuna storage on `url` that never creates a file or a table (nor a study).
+    """An Optuna storage on `url` that never creates or changes a file, a table or a study.
 
-    SQLite files are opened in SQLite's read-only mode, so the database file is never written;
-    a database in write-ahead-log mode (what the search makes) still gets SQLite's -wal and
-    -shm side files while no writer holds them, because SQLite reads such a database through
-    them. Other databases are opened without Optuna's table creation.
+    A SQLite database is read as `nas._sqlite.read_only_uri` says, so browsing leaves its
+    folder as it was and works in a read-only folder; other databases are opened without
+    Optuna's table creation.
 
     Raises:
-        StorageError: there is no storage at `url`, or it is not an Optuna storage.
+        StorageError: there is no storage at `url`, it is not an Optuna storage, or it cannot
+            be reached.
     """
     from optuna.storages import RDBStorage
 
@@ -304,18 +383,18 @@ def open_read_only(url: str) -> RDBStorage:
         raise StorageError(f"{status.message}: {HOW_TO_CREATE}")
     try:
         return RDBStorage(
-            read_only_url(url), engine_kwargs=_engine_options(url), skip_table_creation=True
+            read_only_url(url), engine_kwargs=_read_options(url), skip_table_creation=True
         )
     except Exception as error:  # SQLAlchemy and Optuna raise many kinds; one line suffices
-        raise StorageError(f"cannot read storage {redact(url)}: {_first_line(error)}") from None
+        raise StorageError(_cannot("read", "storage " + redact(url), url, error)) from None
 
 
 def load_study(url: str, name: str) -> optuna.Study:
     """The existing study `name` in `url`, read-only (see `open_read_only`).
 
     Raises:
-        StorageError: a storage that is missing or not an Optuna storage, or no such study;
-            the message names the studies the storage does hold.
+        StorageError: a storage that is missing, not an Optuna storage or unreachable, or no
+            such study; the message names the studies the storage does hold.
     """
     import optuna
 
@@ -324,7 +403,7 @@ def load_study(url: str, name: str) -> optuna.Study:
         names = optuna.get_all_study_names(storage)
     except Exception as error:  # SQLAlchemy raises many kinds; one line suffices
         storage.engine.dispose()
-        raise StorageError(f"cannot read storage {redact(url)}: {_first_line(error)}") from None
+        raise StorageError(_cannot("read", "storage " + redact(url), url, error)) from None
     if name not in names:
         storage.engine.dispose()
         listed = ", ".join(repr(known) for known in names[:5]) + ", ..." * (len(names) > 5)

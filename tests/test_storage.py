@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -19,11 +22,13 @@ from nas.export import main as export_main
 from nas.search import main as search_main
 from nas.storage import (
     EMPTY,
+    HOW_TO_REACH,
     INVALID,
     MISSING,
     OK,
     OPTUNA_TABLES,
     StorageError,
+    StorageStatus,
     check_storage,
     load_study,
     open_read_only,
@@ -32,6 +37,8 @@ from nas.storage import (
     redact,
     sqlite_path,
 )
+from search_spaces import LANDMARKS
+from tests.dashboard_fixtures import add_complete_trials, build_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -308,3 +315,155 @@ def test_errors_about_a_database_hide_the_password(tmp_path, capsys):
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2 and all("nas:***@" in line for line in errors)
     assert "s3cret" not in "".join(errors)
+
+
+# --- browsing leaves the folder as it was ----------------------------------------------------
+
+
+DEMO_TRIALS = 12 + len(LANDMARKS)  # what build_study writes: the landmarks, then 12 more
+
+
+def searched_storage(folder: Path) -> str:
+    """A study as the search leaves it: written through open_storage (WAL), then closed."""
+    url = f"sqlite:///{folder / 'studies.db'}"
+    assert len(build_study(url, "demo", count=12)) == DEMO_TRIALS
+    open_storage(url).engine.dispose()  # the search's settings: write-ahead logging
+    return url
+
+
+def browse(url: str, out: Path) -> list[int]:
+    """What the readers do: the dashboard's reader, its command refusing an option, export."""
+    reader = StorageReader(url)
+    assert [info.name for info in reader.studies()] == ["demo"]
+    assert len(reader.trials("demo")) == DEMO_TRIALS
+    reader.close()
+    assert len(load_study(url, "demo").trials) == DEMO_TRIALS
+    return [
+        dashboard_main(["--storage", url, "--poll", "0"]),  # checks the storage, then refuses
+        export_main(["--storage", url, "--study", "demo", "--pick", "knee", "--out", str(out)]),
+    ]
+
+
+def test_browsing_leaves_the_folder_exactly_as_it_was(tmp_path, capsys):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    url = searched_storage(folder)
+    before = folder_state(folder)
+    assert browse(url, tmp_path / "model.py") == [2, 0]
+    assert folder_state(folder) == before  # no -wal, no -shm, no file touched
+    assert (tmp_path / "model.py").exists()
+
+
+def test_a_study_in_a_read_only_folder_can_be_browsed(tmp_path, capsys):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    url = searched_storage(folder)
+    before = folder_state(folder)
+    folder.chmod(0o555)
+    try:
+        # As root, chmod stops no write: then what shows the folder was left alone is that
+        # nothing in it changed (a reader that needs side files creates them there).
+        assert browse(url, tmp_path / "model.py") == [2, 0]
+        assert folder_state(folder) == before
+    finally:
+        folder.chmod(0o755)
+
+
+def test_the_reader_follows_a_search_that_starts_writing_after_it_opened(tmp_path):
+    url = searched_storage(tmp_path)
+    reader = StorageReader(url)
+    assert len(reader.trials("demo")) == DEMO_TRIALS
+    add_complete_trials(url, "demo", 3)  # a search goes on, and closes again
+    assert len(reader.trials("demo")) == DEMO_TRIALS + 3
+    writer = open_storage(url)  # a search that is still running: its commits are in the -wal
+    study = optuna.load_study(study_name="demo", storage=writer)
+    study.add_trial(reader.trials("demo")[-1])
+    assert Path(f"{url.removeprefix('sqlite:///')}-wal").exists()
+    assert len(reader.trials("demo")) == DEMO_TRIALS + 4
+    reader.close()
+    writer.engine.dispose()
+
+
+# --- storage URLs a search cannot use --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, workers, message",
+    [
+        ("sqlite:///", "1", "'sqlite:///' names no database file: give one, e.g. sqlite:///"),
+        ("sqlite:///:memory:", "2", "'sqlite:///:memory:' is a database in memory, and each"),
+        ("sqlite://", "3", "'sqlite://' is a database in memory, and each of the 3 worker"),
+    ],
+)
+def test_the_search_refuses_a_url_without_a_file_it_can_share(
+    url, workers, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    code = search_main(
+        ["--storage", url, "--workers", workers, "--dataset", "digits", "--budget", "1x200"]
+    )
+    errors = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {message}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_search_refuses_a_storage_in_a_read_only_folder(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    url = searched_storage(folder)
+    before = folder_state(folder)
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: the folder looks read-only as to anyone else
+        real_access = os.access
+        monkeypatch.setattr(
+            os, "access", lambda path, mode: Path(path) != folder and real_access(path, mode)
+        )
+    try:
+        code = search_main(["--storage", url, "--dataset", "digits", "--budget", "1x200"])
+    finally:
+        folder.chmod(0o755)
+    errors = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(errors) == 1
+    assert errors[0] == (
+        f"error: cannot write {folder / 'studies.db'}: its folder {folder} is read-only; give a "
+        "--storage in a writable folder (python -m dashboard and nas.export can still read it "
+        "where it is)"
+    )
+    assert folder_state(folder) == before
+
+
+# --- a database server that does not answer --------------------------------------------------
+
+
+def test_readers_name_an_unreachable_server_and_what_to_do(tmp_path):
+    env = {**os.environ, "NAS_NO_DOWNLOAD": "1"}
+    commands = {
+        "export": ["nas.export", "--study", "s", "--trial", "0", "--out", "m.py"],
+        "dashboard": ["dashboard", "--port", "0"],
+    }
+    for command in commands.values():
+        done = subprocess.run(
+            [sys.executable, "-m", *command, "--storage", SECRET_URL],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env=env,
+        )
+        errors = done.stderr.splitlines()
+        assert done.returncode == 2 and len(errors) == 1, done.stderr
+        assert errors[0].startswith("error: cannot read postgresql+psycopg://nas:***@127.0.0.1:9/")
+        assert "Connection refused" in errors[0] and errors[0].endswith(HOW_TO_REACH)
+        assert "s3cret" not in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_lost_after_the_check_is_named_not_optunas_commit_text(monkeypatch):
+    # The server answered the check, then went away before the study was read.
+    monkeypatch.setattr(nas.storage, "check_storage", lambda url: StorageStatus(OK, url))
+    with pytest.raises(StorageError) as refused:
+        load_study(SECRET_URL, "s")
+    message = str(refused.value)
+    assert message.startswith("cannot read storage postgresql+psycopg://nas:***@127.0.0.1:9/")
+    assert "Connection refused" in message and message.endswith(HOW_TO_REACH)
+    assert "invalid data" not in message and "\n" not in message
