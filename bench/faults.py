@@ -1,7 +1,8 @@
 """Faults injected into real searches, and bad inputs given to every command: what was lost.
 
-Part 1 kills (SIGKILL) or interrupts (SIGINT, as Ctrl-C) `python -m nas.search` at each named
-phase of `nas._faults.PHASES`, with 1 and 2 workers, then reruns the same command without the
+Part 1 kills (SIGKILL, the process that reaches the phase) or interrupts (SIGINT to the
+command and its workers, as a terminal's Ctrl-C) `python -m nas.search` at each named phase of
+`nas._faults.PHASES`, with 1 and 2 workers, then reruns the same command without the
 fault and inspects the study it leaves: the finished trials the command asked for, each
 landmark finished exactly once, no trial left running, the storage readable by the dashboard.
 Part 2 gives each command bad input in an empty folder and checks the answer is one line, exit
@@ -111,7 +112,10 @@ def _search(storage: str, workers: int, trials: int, budget: str, fault: str | N
     command = [sys.executable, "-m", "nas.search", "--space", SPACE, "--dataset", "digits",
                "--budget", budget, "--trials", str(trials), "--workers", str(workers),
                "--storage", storage, "--seed", "5"]  # fmt: skip
-    return subprocess.run(command, env=_env(fault), capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        command, env=_env(fault), capture_output=True, text=True, timeout=900,
+        start_new_session=True,  # an :INTGROUP fault interrupts this search's group only
+    )  # fmt: skip
 
 
 def inject(phase: str, how: str, workers: int, trials: int, budget: str) -> dict:
@@ -119,9 +123,9 @@ def inject(phase: str, how: str, workers: int, trials: int, budget: str) -> dict
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/s.db"
         start = time.perf_counter()
-        faulted = _search(
-            storage, workers, trials, budget, f"{phase}:INT" if how == "INT" else phase
-        )
+        # A terminal's Ctrl-C reaches the command and the workers it started: the group.
+        ending = {"KILL": "", "INT": ":INT" if workers == 1 else ":INTGROUP"}[how]
+        faulted = _search(storage, workers, trials, budget, phase + ending)
         rerun = _search(storage, workers, trials, budget, None)
         seconds = time.perf_counter() - start
         lost = inspect_study(storage, trials) if rerun.returncode == 0 else [_last_line(rerun)]
