@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import search_spaces
@@ -44,6 +46,30 @@ def refusing_bad_input(run: Callable[..., int], *args) -> int:
         return run(*args)
     except ValueError as error:
         return fail(str(error))
+
+
+def check_writable(path: Path, option: str, *, makes_folder: bool = False) -> None:
+    """Refuse, before any work, an output file that could not be written when the work is done.
+
+    Args:
+        path: the file the command will write.
+        option: the option that named it, for the message.
+        makes_folder: the command creates the file's folder (and its parents) itself, so only
+            the nearest folder that exists must be writable.
+
+    Raises:
+        ValueError: `path` is a folder, or its folder is missing, a file or not writable.
+    """
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder: name a file")
+    folder = path.parent
+    if makes_folder:
+        folder = next(above for above in (folder, *folder.parents) if above.exists())
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"folder {folder} of {option} {path} {problem}: name another file")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path} cannot be written here: name another file")
 
 
 class OneLineParser(argparse.ArgumentParser):
