@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import socket
 import sys
 
 from dashboard.app import create_app
-from nas._cli import add_storage_option, fail
+from nas._cli import OneLineParser, add_storage_option, fail, port_number, positive_seconds
 from nas.storage import INVALID, OK, check_storage, redact
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m dashboard",
         description="Browse the Pareto fronts of stored searches (reads the storage only).",
     )
     add_storage_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
-    parser.add_argument("--port", type=int, default=8050, help="port to serve on")
+    parser.add_argument("--port", type=port_number, default=8050, help="port to serve on")
     parser.add_argument(
-        "--poll", type=float, default=5.0, help="seconds between checks for new trials"
+        "--poll", type=positive_seconds, default=5.0, help="seconds between checks for new trials"
     )
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (reloader off)")
     return parser.parse_args(argv)
@@ -32,12 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     status = check_storage(args.storage)
     if status.kind == INVALID:
         return fail(status.message)
-    if args.poll <= 0:
-        return fail(f"--poll must be positive, got {args.poll}")
     try:
         with socket.create_server((args.host, args.port)):
             pass
     except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return fail(
+                f"cannot serve on {args.host}:{args.port}: the port is in use; "
+                "pick another --port (or stop what holds it)"
+            )
         return fail(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}")
     if status.kind != OK:
         print(f"note: {status.message}; the page shows how to start a search", file=sys.stderr)

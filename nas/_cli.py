@@ -8,8 +8,11 @@ usage error answer at once.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import search_spaces
@@ -45,11 +48,76 @@ def refusing_bad_input(run: Callable[..., int], *args) -> int:
         return fail(str(error))
 
 
+def check_writable(path: Path, option: str, *, makes_folder: bool = False) -> None:
+    """Refuse, before any work, an output file that could not be written when the work is done.
+
+    Args:
+        path: the file the command will write.
+        option: the option that named it, for the message.
+        makes_folder: the command creates the file's folder (and its parents) itself, so only
+            the nearest folder that exists must be writable.
+
+    Raises:
+        ValueError: `path` is a folder, or its folder is missing, a file or not writable.
+    """
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder: name a file")
+    folder = path.parent
+    if makes_folder:
+        folder = next(above for above in (folder, *folder.parents) if above.exists())
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"folder {folder} of {option} {path} {problem}: name another file")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path} cannot be written here: name another file")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (no usage dump), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
         sys.exit(fail(f"{message} (see {self.prog} --help)"))
+
+
+# --- argparse types: a bad value is refused by the parser, in OneLineParser's one line ----
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def whole_number_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, `minimum` or more."""
+
+    def whole_number(text: str) -> int:
+        value = _whole_number(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return whole_number
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    port = _whole_number(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {port}")
+    return port
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0 (NaN and infinity are refused)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return seconds
 
 
 # --- options shared by several commands -----------------------------------------------------

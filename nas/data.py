@@ -11,28 +11,35 @@ Files are looked up in this order, and the first place that has them all wins:
 4. a download from the official source into the cache, verified by MD5 (``NAS_NO_DOWNLOAD=1``
    turns it off).
 
-Files are parsed with their real formats and checked, so a truncated or corrupt file raises
-`DatasetCorruptError` naming it instead of yielding a silently partial dataset.
+Files are parsed with their real formats and checked (`nas._dataset_files`), so a truncated,
+corrupt or hostile file raises `DatasetCorruptError` naming it instead of yielding a silently
+partial dataset.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import os
-import pickle
 import shutil
-import struct
 import tarfile
 import tempfile
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from nas._dataset_files import (
+    CIFAR_FOLDER,
+    CIFAR_TRAIN_BATCHES,  # noqa: F401  (part of this module's interface, as before)
+    IDX_FILES,
+    READERS,
+    DatasetCorruptError,  # noqa: F401  (raised by load_dataset: its home for callers)
+    cifar_folder,
+    idx_path,
+)
 
 DATASETS = ("fashion_mnist", "cifar10", "digits")
 
@@ -42,14 +49,6 @@ OFFICIAL_VAL_SIZE = {"fashion_mnist": 10_000, "cifar10": 10_000}
 # The digits set has no official split: 20% test, then 20% of the rest as validation.
 DIGITS_HOLDOUT_FRACTION = 0.2
 
-IDX_FILES = {  # Fashion-MNIST: role -> file name (gzipped or raw)
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
-CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
-CIFAR_FOLDER = "cifar-10-batches-py"
 
 # Official sources and the MD5 sums their maintainers publish for the downloaded files.
 DOWNLOADS = {
@@ -81,10 +80,6 @@ SYSTEM_DIRS = {
 
 class DatasetNotFoundError(ValueError):
     """No lookup place had the dataset's files and none could be downloaded."""
-
-
-class DatasetCorruptError(ValueError):
-    """A dataset file exists but is truncated or not in the expected format."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,17 +198,17 @@ def _read_files(name: str, explicit_dir: str | None):
     candidates += [cache_dir(name), *SYSTEM_DIRS[name]]
     for directory in candidates:
         if _has_files(name, directory):
-            return _READERS[name](directory)
+            return READERS[name](directory)
     download_note = _download(name, cache_dir(name))
     if download_note is None:
-        return _READERS[name](cache_dir(name))
+        return READERS[name](cache_dir(name))
     raise DatasetNotFoundError(_not_found_message(name, candidates, download_note))
 
 
 def _has_files(name: str, directory: Path) -> bool:
     if name == "fashion_mnist":
-        return all(_idx_path(directory, stem) is not None for stem in IDX_FILES.values())
-    return _cifar_folder(directory) is not None
+        return all(idx_path(directory, stem) is not None for stem in IDX_FILES.values())
+    return cifar_folder(directory) is not None
 
 
 def _not_found_message(name: str, tried: list[Path], download_note: str) -> str:
@@ -272,135 +267,3 @@ def _fetch_verified(url: str, destination: Path, md5: str) -> None:
     finally:
         if os.path.exists(partial.name):
             os.unlink(partial.name)
-
-
-# ---- Fashion-MNIST: IDX files --------------------------------------------------------------
-
-
-def _idx_path(directory: Path, stem: str) -> Path | None:
-    for candidate in (directory / f"{stem}.gz", directory / stem):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _read_fashion_mnist(directory: Path):
-    arrays = {}
-    for role, stem in IDX_FILES.items():
-        path = _idx_path(directory, stem)
-        arrays[role] = _read_idx(path, ndim=3 if role.endswith("_x") else 1)
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
-        if len(images) != len(labels):
-            raise DatasetCorruptError(
-                f"{_idx_path(directory, IDX_FILES[split + '_x'])}: {len(images)} images but "
-                f"{len(labels)} labels in {_idx_path(directory, IDX_FILES[split + '_y'])}"
-            )
-        _check_labels(labels, _idx_path(directory, IDX_FILES[f"{split}_y"]))
-    return (
-        torch.from_numpy(arrays["train_x"][:, None].copy()),
-        torch.from_numpy(arrays["train_y"].astype(np.int64)),
-        torch.from_numpy(arrays["test_x"][:, None].copy()),
-        torch.from_numpy(arrays["test_y"].astype(np.int64)),
-    )
-
-
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes: 0x0000, type 0x08, ndim, big-endian dims, data."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as error:
-        raise DatasetCorruptError(f"{path}: cannot decompress ({error})") from error
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size or raw[:4] != bytes((0, 0, 0x08, ndim)):
-        raise DatasetCorruptError(
-            f"{path}: not an IDX file of unsigned bytes with {ndim} dimensions "
-            f"(magic {raw[:4].hex() or 'missing'})"
-        )
-    dims = struct.unpack(f">{ndim}I", raw[4:header_size])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header_size != expected:
-        raise DatasetCorruptError(
-            f"{path}: header says {'x'.join(map(str, dims))} = {expected} bytes of data, "
-            f"file has {len(raw) - header_size}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
-
-
-def _check_labels(labels: np.ndarray, path: Path | str) -> None:
-    if len(labels) and int(labels.max()) >= 10:
-        raise DatasetCorruptError(f"{path}: label {int(labels.max())} outside 0..9")
-
-
-# ---- CIFAR-10: python pickle batches -------------------------------------------------------
-
-
-def _cifar_folder(directory: Path) -> Path | None:
-    for folder in (directory / CIFAR_FOLDER, directory):
-        names = (*CIFAR_TRAIN_BATCHES, "test_batch")
-        if all((folder / batch).is_file() for batch in names):
-            return folder
-    return None
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles only what CIFAR batches contain (dicts, lists, numpy arrays): a crafted
-    pickle in a data directory cannot run code."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("_codecs", "encode"),  # how protocol 2 stores bytes when Python 3 writes a batch
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
-        # Batches written under numpy 1 name numpy.core, which numpy 2 renamed numpy._core.
-        for candidate in (module.replace("numpy.core", "numpy._core"), module):
-            try:
-                return super().find_class(candidate, name)
-            except (ImportError, AttributeError):
-                continue
-        raise pickle.UnpicklingError(f"cannot import {module}.{name}")
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with path.open("rb") as handle:
-            batch = _ArrayUnpickler(handle, encoding="bytes").load()
-    except Exception as error:  # truncation shows as EOFError, garbage as many kinds
-        raise DatasetCorruptError(f"{path}: not a readable CIFAR batch ({error!r})") from error
-    if not isinstance(batch, dict):
-        raise DatasetCorruptError(f"{path}: expected a dict, found {type(batch).__name__}")
-    batch = {
-        key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()
-    }
-    data, labels = batch.get("data"), batch.get("labels")
-    if not isinstance(data, np.ndarray) or labels is None:
-        raise DatasetCorruptError(f"{path}: missing 'data' array or 'labels' list")
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DatasetCorruptError(f"{path}: data is {data.dtype} {data.shape}, not uint8 N x 3072")
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.shape != (len(data),):
-        raise DatasetCorruptError(f"{path}: {len(data)} images but {labels.size} labels")
-    _check_labels(labels, path)
-    # Rows are 1024 red, then green, then blue values, each row-major 32 x 32.
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-def _read_cifar10(directory: Path):
-    folder = _cifar_folder(directory)
-    train = [_read_cifar_batch(folder / batch) for batch in CIFAR_TRAIN_BATCHES]
-    test_x, test_y = _read_cifar_batch(folder / "test_batch")
-    return (
-        torch.from_numpy(np.concatenate([x for x, _ in train])),
-        torch.from_numpy(np.concatenate([y for _, y in train])),
-        torch.from_numpy(test_x.copy()),
-        torch.from_numpy(test_y),
-    )
-
-
-_READERS = {"fashion_mnist": _read_fashion_mnist, "cifar10": _read_cifar10}

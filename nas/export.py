@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas._arch import Arch
 from nas._cli import (
+    OneLineParser,
     add_data_dir_option,
     add_device_option,
     add_seed_option,
@@ -113,12 +114,32 @@ _STATE_WORDS = {
 }
 
 
-def trial_network(study: optuna.Study, trial: FrozenTrial) -> tuple[Arch, tuple, int]:
-    """(architecture, input shape, classes) of a trial, checked; ValueError when unusable."""
+class UnreadableArchError(ValueError):
+    """A trial stores no architecture, or one that does not parse (the storage is not ours to
+    trust); the message is one line for the user."""
+
+    def __init__(self, trial_number: int, reason: str):
+        super().__init__(f"trial {trial_number}'s {reason}; pick another trial")
+        self.reason = reason
+
+
+def trial_arch(trial: FrozenTrial) -> Arch:
+    """The architecture a trial stores; UnreadableArchError when it has none or bad text."""
     text = TrialRecord.from_trial(trial).arch
     if text is None:
-        raise ValueError(f"trial {trial.number} has no 'arch' attribute: not a nas.search trial")
-    arch = Arch.parse(text)
+        raise UnreadableArchError(
+            trial.number, "record has no 'arch' attribute: not a nas.search trial"
+        )
+    try:
+        return Arch.parse(text)
+    except (ValueError, OverflowError) as error:
+        reason = f"architecture cannot be read: {str(error)[:200]}"
+        raise UnreadableArchError(trial.number, reason) from None
+
+
+def trial_network(study: optuna.Study, trial: FrozenTrial) -> tuple[Arch, tuple, int]:
+    """(architecture, input shape, classes) of a trial, checked; ValueError when unusable."""
+    arch = trial_arch(trial)
     attrs = study.user_attrs
     shape, classes = attrs.get("input_shape"), attrs.get("num_classes")
     if shape is None or classes is None:
@@ -161,8 +182,8 @@ def provenance_of(study: optuna.Study, trial: FrozenTrial, pick: str | None = No
 # --- the command line ------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="python -m nas.export",
         description="Write a searched architecture as one standalone PyTorch file.",
     )
@@ -211,8 +232,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.trial is not None:
         trial, pick = completed_trial(study, args.trial), None
     else:
-        trial = pick_trial(study, args.pick, args.min_acc, args.max_mmacs)
-        pick = _pick_note(args, study)
+        trial, pick = _readable_pick(study, args), _pick_note(args, study)
     arch, input_shape, num_classes = trial_network(study, trial)
     provenance = provenance_of(study, trial, pick)
     files: dict[Path, bytes] = {}
@@ -253,6 +273,27 @@ def _run(args: argparse.Namespace) -> int:
         if outputs.get(key) in files:
             print(f"wrote {outputs[key]}")
     return 0
+
+
+def _readable_pick(study: optuna.Study, args: argparse.Namespace) -> FrozenTrial:
+    """The trial --pick selects among those whose architecture can be read; each one passed
+    over for an unreadable architecture gets a note, so one bad trial spoils no export."""
+    unreadable: list[int] = []
+    while True:
+        try:
+            trial = pick_trial(study, args.pick, args.min_acc, args.max_mmacs, unreadable)
+        except ValueError as error:
+            if not unreadable:
+                raise
+            raise ValueError(
+                f"{error} whose architecture can be read ({len(unreadable)} cannot)"
+            ) from None
+        try:
+            trial_arch(trial)
+            return trial
+        except UnreadableArchError as error:
+            print(f"note: skipped trial {trial.number}: its {error.reason}", file=sys.stderr)
+            unreadable.append(trial.number)
 
 
 def _pick_note(args: argparse.Namespace, study: optuna.Study) -> str:

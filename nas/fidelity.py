@@ -28,8 +28,10 @@ from nas._cli import (
     add_device_option,
     add_seed_option,
     add_space_option,
+    check_writable,
     device_and_budget,
     refusing_bad_input,
+    whole_number_at_least,
 )
 from nas._runlog import append_run, read_runs
 from search_spaces import LANDMARKS
@@ -117,9 +119,19 @@ def run_label(run: dict, split_size: int) -> str:
     return f"{run['budget']}@{text}" if text else run["budget"]
 
 
+# What every run of the log holds: the key of a run, and what the report reads of it (all
+# written by train_once).
+KEY_FIELDS = ("arch", "budget")
+RUN_KEYS = (*KEY_FIELDS, "val_acc", "macs", "seconds", "failure")
+
+
 def load_runs(path: Path, split_size: int) -> dict[tuple[str, str], dict]:
-    """Finished runs keyed by (arch, run_label); a run under a changed recipe is kept apart."""
-    return {(run["arch"], run_label(run, split_size)): run for run in read_runs(path)}
+    """Finished runs keyed by (arch, run_label); a run under a changed recipe is kept apart.
+
+    Raises:
+        ValueError: when `path` holds something other than these runs (one line for the user).
+    """
+    return {(run["arch"], run_label(run, split_size)): run for run in read_runs(path, KEY_FIELDS)}
 
 
 def train_once(
@@ -273,7 +285,7 @@ def build_parser() -> OneLineParser:
     add_dataset_options(parser)
     parser.add_argument(
         "--archs",
-        type=int,
+        type=whole_number_at_least(1),
         default=30,
         help="random architectures besides the landmarks (default 30)",
     )
@@ -309,11 +321,15 @@ def _run(args) -> int:
     long_images = long.epochs * (long.train_size or 10**9)
     if long_images < 10 * short_images:
         raise ValueError(f"--long-budget {long} must be at least 10x the proxy budget {short}")
-    data = load_dataset(args.dataset, args.data_dir)
-    results_path = Path(args.results)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(results_path, len(data.train_x))
     archs = sample_archs(args.space, args.archs, args.seed)
+    results_path, out = Path(args.results), Path(args.out)
+    check_writable(results_path, "--results", makes_folder=True)
+    # The report may go to the folder the runs' log creates (both default to bench/results/).
+    check_writable(out, "--out", makes_folder=out.parent == results_path.parent)
+    read_runs(results_path, RUN_KEYS)  # refuses another file before the dataset loads
+    data = load_dataset(args.dataset, args.data_dir)
+    runs = load_runs(results_path, len(data.train_x))
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     todo = [(a, b) for _, a in archs for b in (short, long) if (a, str(b)) not in runs]
     print(
@@ -351,7 +367,6 @@ def _run(args) -> int:
         "long_seconds_median": statistics.median(r["long_seconds"] for r in rows),
         "rows": rows,
     }
-    out = Path(args.out)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown_report(summary))
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))

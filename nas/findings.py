@@ -32,9 +32,11 @@ from nas._cli import (
     add_budget_option,
     add_dataset_options,
     add_device_option,
+    check_writable,
     device_and_budget,
     fail,
     refusing_bad_input,
+    whole_number_at_least,
 )
 from nas._findings_report import render
 from nas._runlog import append_run, read_runs
@@ -107,6 +109,10 @@ def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:
     return matched
 
 
+# What every run of the log holds (written below, read by the tables).
+RUN_KEYS = ("key", "val_acc", "failure")
+
+
 def run_key(arch: Arch, budget: str, seed: int, dataset: str, batch_size: int) -> str:
     # The batch is part of the key: the recipe picks it per budget, and it changed once.
     return f"{dataset}|{budget}|b{batch_size}|{seed}|{arch}"
@@ -115,7 +121,7 @@ def run_key(arch: Arch, budget: str, seed: int, dataset: str, batch_size: int) -
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="python -m nas.findings", description=__doc__.splitlines()[0])
     add_dataset_options(parser)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=whole_number_at_least(1), default=3)
     add_budget_option(parser)
     add_device_option(parser)
     parser.add_argument("--runs", default="bench/results/findings_runs.jsonl")
@@ -135,8 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         return fail(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
     args.only = only
-    if args.seeds < 1:
-        return fail(f"--seeds must be at least 1, got {args.seeds}")
     return refusing_bad_input(_run, args)
 
 
@@ -149,6 +153,11 @@ def _run(args) -> int:
     from nas.train import DEFAULT_RECIPE, train
 
     device, budget = device_and_budget(args)
+    runs_path, out = Path(args.runs), Path(args.out)
+    for path, option in ((runs_path, "--runs"), (out, "--out")):
+        check_writable(path, option, makes_folder=True)
+    # Refused before the dataset loads when --runs names some other file.
+    runs = {run["key"]: run for run in read_runs(runs_path, RUN_KEYS)}
     data = load_dataset(args.dataset, args.data_dir)
     batch_size = DEFAULT_RECIPE.batch_size_for(budget, len(data.train_x))
     shape, classes = data.input_shape, data.num_classes
@@ -160,9 +169,7 @@ def _run(args) -> int:
         "speed": list(LANDMARKS.items()),
     }
     experiments = {name: archs for name, archs in experiments.items() if name in args.only}
-    runs_path = Path(args.runs)
     runs_path.parent.mkdir(parents=True, exist_ok=True)
-    runs = {run["key"]: run for run in read_runs(runs_path) if "key" in run}
     trained = {arch for name, archs in experiments.items() if name != "speed" for _, arch in archs}
     todo = [
         (a, s)
@@ -224,7 +231,6 @@ def _run(args) -> int:
         "machine": machine(),
         "command": "python -m nas.findings " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(tables, context))
     out.with_suffix(".json").write_text(

@@ -17,7 +17,7 @@ hypervolume is 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -130,6 +130,7 @@ def pick_trial(
     pick: str,
     min_acc: float | None = None,
     max_mmacs: float | None = None,
+    exclude: Collection[int] = (),
 ) -> FrozenTrial:
     """The complete trial that `pick` selects among those that meet the filters.
 
@@ -142,6 +143,7 @@ def pick_trial(
         pick: "best", "knee" or "smallest".
         min_acc: only trials with validation accuracy >= this (0..1).
         max_mmacs: only trials with at most this many million MACs.
+        exclude: numbers of trials not to pick (e.g. ones whose architecture cannot be read).
 
     Raises:
         ValueError: for an unknown pick, or when no complete trial meets the filters.
@@ -151,6 +153,8 @@ def pick_trial(
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     candidates = []
     for trial in sorted(complete, key=lambda t: t.number):
+        if trial.number in exclude:
+            continue
         accuracy, macs = trial_accuracy(trial), trial_macs(trial)
         if accuracy is None or macs is None:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,40 @@ def test_the_study_is_required_where_a_command_reads_one(capsys):
     with pytest.raises(SystemExit) as stop:
         export.build_parser().parse_args(["--pick", "knee"])
     assert stop.value.code == 2 and "--study" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "argument --port: must be 1-65535, got 70000"),
+        (["--port", "0"], "argument --port: must be 1-65535, got 0"),
+        (["--port", "http"], "argument --port: expected a whole number, got 'http'"),
+        (["--poll", "nan"], "argument --poll: must be a positive number of seconds, got nan"),
+        (["--poll", "inf"], "argument --poll: must be a positive number of seconds, got inf"),
+        (["--poll", "0"], "argument --poll: must be a positive number of seconds, got 0"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+    ids=["port 70000", "port 0", "port word", "poll nan", "poll inf", "poll 0", "unknown option"],
+)
+def test_dashboard_refuses_bad_options_in_one_line(args, message, tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    with pytest.raises(SystemExit) as stop:
+        dashboard_main.main(["--storage", storage, *args])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1, error
+    assert error.startswith(f"error: {message} (see python -m dashboard --help)"), error
+    assert not list(tmp_path.iterdir())
+
+
+def test_dashboard_refuses_a_port_in_use_in_one_line(tmp_path, capsys):
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        code = dashboard_main.main(
+            ["--storage", f"sqlite:///{tmp_path / 'studies.db'}", "--port", str(port)]
+        )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1, error
+    assert f"cannot serve on 127.0.0.1:{port}: the port is in use; pick another --port" in error
+    assert not list(tmp_path.iterdir())

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,16 +66,18 @@ def write_fashion(directory: Path, train: int = 100, test: int = 20, gz: bool = 
     write_idx(directory / f"t10k-labels-idx1-ubyte{suffix}", rng.integers(0, 10, test))
 
 
-def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
+def write_cifar_batch(path: Path, images: np.ndarray, labels, protocol: int = 2) -> None:
     """A batch as the official python version stores it: a dict with bytes keys."""
     batch = {
         b"batch_label": path.name.encode(),
         b"labels": labels,
-        b"data": images.reshape(len(images), -1),  # red plane, green plane, blue plane
+        # Red plane, green plane, blue plane; reshaped by the size of one image so that a batch
+        # of no images keeps its 3072 columns.
+        b"data": images.reshape(len(images), int(np.prod(images.shape[1:]))),
         b"filenames": [f"img_{index}.png".encode() for index in range(len(images))],
     }
     with path.open("wb") as handle:
-        pickle.dump(batch, handle, protocol=2)
+        pickle.dump(batch, handle, protocol=protocol)
 
 
 def write_cifar(directory: Path, per_batch: int = 20) -> Path:
@@ -197,7 +202,8 @@ def test_cifar_batch_of_wrong_shape_is_named(tmp_path):
         load_dataset("cifar10", str(tmp_path))
 
 
-def test_cifar_batch_cannot_run_code(tmp_path):
+@pytest.mark.parametrize("protocol", [pickle.DEFAULT_PROTOCOL, 5])  # 5 is read too
+def test_cifar_batch_cannot_run_code(tmp_path, protocol):
     folder = write_cifar(tmp_path)
 
     class Exploit:
@@ -205,8 +211,8 @@ def test_cifar_batch_cannot_run_code(tmp_path):
             return (print, ("pwned",))
 
     with (folder / "data_batch_1").open("wb") as handle:
-        pickle.dump({b"data": Exploit(), b"labels": []}, handle)
-    with pytest.raises(DatasetCorruptError, match="data_batch_1"):
+        pickle.dump({b"data": Exploit(), b"labels": []}, handle, protocol)
+    with pytest.raises(DatasetCorruptError, match="data_batch_1.*builtins.print"):
         load_dataset("cifar10", str(tmp_path))
 
 
@@ -256,3 +262,92 @@ def test_download_with_a_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
 
 def test_every_listed_dataset_has_a_loader():
     assert set(DATASETS) == {"digits", *data_module.DOWNLOADS}
+
+
+def test_a_protocol_5_cifar_batch_is_read(tmp_path):
+    folder = write_cifar(tmp_path)
+    images = numbered_images(20, 32, 32, channels=3)
+    labels = [index % 10 for index in range(20)]
+    write_cifar_batch(folder / "test_batch", images, labels, protocol=5)
+    assert b"_frombuffer" in (folder / "test_batch").read_bytes()  # protocol 5's array form
+    data = load_dataset("cifar10", str(tmp_path))
+    assert torch.equal(data.test_x, torch.from_numpy(images))
+    assert data.test_y.tolist() == labels
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([0, -1, 2, 3], "label -1 outside 0..9"),
+        ([0, 1, 10, 3], "label 10 outside 0..9"),
+        ({0: 1, 1: 2}, "labels are a dict, not a list"),
+        ([0, 2**70, 2, 3], "labels are not integers 0..9"),
+        ([0, 0.5, 2, 3], "labels are not integers 0..9"),
+        ([0, [1], 2, 3], "labels are not a flat list"),
+    ],
+    ids=["negative", "ten", "dict", "2**70", "fraction", "ragged"],
+)
+def test_bad_cifar_labels_are_named(labels, message, tmp_path):
+    folder = write_cifar(tmp_path)
+    write_cifar_batch(folder / "data_batch_2", np.zeros((4, 3072), np.uint8), labels)
+    with pytest.raises(DatasetCorruptError) as error:
+        load_dataset("cifar10", str(tmp_path))
+    assert str(error.value).startswith(f"{folder / 'data_batch_2'}: {message}")
+
+
+def test_a_header_whose_dimensions_wrap_is_named(tmp_path):
+    write_fashion(tmp_path, gz=False)
+    broken = tmp_path / "train-images-idx3-ubyte"
+    # 2**31 x 2**31 x 4 = 2**64: a 64-bit product wraps to 0 bytes, what the file holds.
+    broken.write_bytes(bytes((0, 0, 0x08, 3)) + struct.pack(">3I", 2**31, 2**31, 4))
+    with pytest.raises(DatasetCorruptError) as error:
+        load_dataset("fashion_mnist", str(tmp_path))
+    assert str(error.value) == (
+        f"{broken}: header says 2147483648x2147483648x4 = {2**64} bytes of data, file has 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "file", "message"),
+    [
+        (0, 20, "train-images-idx3-ubyte", "0 train images; the train split needs at least 5"),
+        (4, 20, "train-images-idx3-ubyte", "4 train images; the train split needs at least 5"),
+        (100, 0, "t10k-images-idx3-ubyte", "0 test images; the test split needs at least 1"),
+    ],
+    ids=["no training images", "no validation image", "no test image"],
+)
+def test_too_few_images_are_named(train, test, file, message, tmp_path):
+    write_fashion(tmp_path, train=train, test=test, gz=False)
+    with pytest.raises(DatasetCorruptError) as error:
+        load_dataset("fashion_mnist", str(tmp_path))
+    assert str(error.value).startswith(f"{tmp_path / file}: {message}")
+
+
+def test_an_empty_cifar_training_set_is_named(tmp_path):
+    folder = write_cifar(tmp_path)
+    for name in data_module.CIFAR_TRAIN_BATCHES:
+        write_cifar_batch(folder / name, np.zeros((0, 3, 32, 32), np.uint8), [], protocol=5)
+    with pytest.raises(DatasetCorruptError, match="0 train images"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_test_images_of_another_size_are_named(tmp_path):
+    write_fashion(tmp_path, gz=False)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((20, 14, 14), np.uint8))
+    with pytest.raises(DatasetCorruptError, match="t10k-images-idx3-ubyte: images are 14x14"):
+        load_dataset("fashion_mnist", str(tmp_path))
+
+
+def test_search_refuses_an_empty_dataset_before_making_a_storage(tmp_path):
+    data_dir = tmp_path / "data"
+    write_fashion(data_dir, train=0, test=0, gz=False)
+    command = [sys.executable, "-m", "nas.search", "--dataset", "fashion_mnist"]
+    command += ["--data-dir", str(data_dir), "--trials", "1", "--device", "cpu"]
+    env = {**os.environ, "NAS_NO_DOWNLOAD": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "0 train images" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no studies.db

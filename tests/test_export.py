@@ -441,6 +441,7 @@ BAD_INPUTS = {
     "text file storage": (["--storage", "sqlite:///notes.db", "--trial", "0"], "not a SQLite"),
     "foreign sqlite storage": (["--storage", "sqlite:///other.db", "--trial", "0"], "not an"),
     "empty file storage": (["--storage", "sqlite:///empty.db", "--trial", "0"], "not an Optuna"),
+    "unknown option": (["--trial", "0", "--bogus"], "unrecognized arguments: --bogus"),
 }
 
 
@@ -462,6 +463,53 @@ def test_cli_refuses_bad_input(case, storage, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+# A stored "arch" that is no architecture: another tool's trial, or a hostile storage.
+UNREADABLE_ARCH = 'stem8-c16_d1_s1_k3_g1_pnone_f0_a0_r0-"""; import os'
+
+
+def add_unreadable_trial(url: str, accuracy: float = 0.95) -> int:
+    """A complete trial, the most accurate and the cheapest, whose "arch" cannot be parsed."""
+    study = optuna.load_study(study_name="s", storage=url)
+    attrs = {"arch": UNREADABLE_ARCH, "macs": 10}
+    study.add_trial(
+        create_trial(state=TrialState.COMPLETE, values=[accuracy, 10], user_attrs=attrs)
+    )
+    return study.trials[-1].number
+
+
+def test_cli_names_a_trial_whose_architecture_cannot_be_read(storage, tmp_path):
+    number = add_unreadable_trial(storage)
+    before = sorted(tmp_path.iterdir())
+    result = export_cli("--storage", storage, "--study", "s", "--trial", str(number), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"error: trial {number}'s architecture cannot be read: " in result.stderr
+    assert result.stderr.strip().endswith("; pick another trial")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("pick", ["best", "smallest", "knee"])
+def test_a_pick_passes_over_a_trial_whose_architecture_cannot_be_read(pick, storage, tmp_path):
+    number = add_unreadable_trial(storage)  # it dominates every other trial: any pick takes it
+    result = export_cli("--storage", storage, "--study", "s", "--pick", pick, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert note.startswith(f"note: skipped trial {number}: its architecture cannot be read")
+    expected = {"best": "trial: 3", "smallest": "trial: 0", "knee": "trial: 3"}[pick]
+    assert expected in ast.get_docstring(ast.parse((tmp_path / "model.py").read_text()))
+
+
+def test_a_pick_with_only_unreadable_trials_left_is_refused(storage, tmp_path):
+    add_unreadable_trial(storage)
+    args = ("--storage", storage, "--study", "s", "--pick", "best", "--min-acc", "0.95")
+    result = export_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]
+    assert len(error) == 1 and error[0].startswith("error: no trial to pick"), result.stderr
+    assert "whose architecture can be read (1 cannot)" in error[0]
+    assert not (tmp_path / "model.py").exists()
 
 
 # --- training, weights and ONNX --------------------------------------------------------------

@@ -129,3 +129,62 @@ def test_bootstrap_interval_brackets_the_figure_and_narrows_with_agreement():
     low, high = bootstrap_interval(tau_on(noisy), len(xs))
     assert low < kendall_tau(xs, noisy) < high < 1.0
     assert bootstrap_interval(tau_on(xs), len(xs)) == (1.0, 1.0)
+
+
+# --- bad input: one line, exit 2, nothing created, nothing trained ---------------------------
+
+TINY_RUN = ["--dataset", "digits", "--archs", "1", "--budget", "1x300", "--device", "cpu"]
+
+
+def refused(argv: list[str], capsys) -> str:
+    """The one-line error of a run that must be refused before it trains anything."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith("error: ") and not captured.out
+    return captured.err.strip()
+
+
+def test_an_unknown_space_creates_no_results_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default --results and --out lie under bench/results/
+    error = refused([*TINY_RUN, "--space", "nope"], capsys)
+    assert "unknown search space 'nope'" in error
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_out_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "runs.jsonl"
+    error = refused([*TINY_RUN, "--results", str(results), "--out", "nodir/f.json"], capsys)
+    assert "folder nodir of --out nodir/f.json does not exist" in error
+    assert not list(tmp_path.iterdir())  # no run was trained and logged
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ('{"summary": {"tau": 0.5}}\n', 1, "no 'arch', 'budget', 'failure', 'macs'"),
+        (json.dumps({"command": "x", "rows": []}, indent=2), 2, "not one JSON object"),
+        ("arch,val_acc\nstem8,0.5\n", 1, "not one JSON object"),
+        ("[1, 2]\n", 1, "not one JSON object"),
+    ],
+    ids=["another object", "pretty-printed JSON", "CSV", "a list"],
+)
+def test_a_results_file_of_something_else_is_named(text, line, what, tmp_path, capsys):
+    results = tmp_path / "other.json"
+    results.write_text(text)
+    out = tmp_path / "f.json"
+    error = refused([*TINY_RUN, "--results", str(results), "--out", str(out)], capsys)
+    assert error.startswith(f"error: {results} line {line}: not a run of this log ({what}")
+    assert results.read_text() == text and not out.exists()
+
+
+@pytest.mark.parametrize("count", ["-5", "0"])
+def test_archs_must_be_at_least_one(count, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # were it accepted, nothing would land in the repository
+    with pytest.raises(SystemExit) as stop:
+        main([*TINY_RUN, "--archs", count])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: argument --archs: must be at least 1, got {int(count)}")
+    assert len(error.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

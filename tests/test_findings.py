@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nas.cost import count_cost
 from nas.findings import activation_archs, factorization_archs, main, matched_landmarks
 from search_spaces import LANDMARKS
@@ -66,3 +68,39 @@ def test_the_most_accurate_point_is_named_with_its_noise():
     assert ", ahead of the next, b" in _lead(clear[0], clear)
     single = [row("a", 0.89, 0.0, 1), row("b", 0.87, 0.0, 1)]
     assert "one seed: not distinguishable from b" in _lead(single[0], single)
+
+
+# --- bad input: one line, exit 2, nothing created, nothing trained ---------------------------
+
+TINY_RUN = ["--dataset", "digits", "--seeds", "1", "--budget", "1x200", "--device", "cpu"]
+
+
+def refused(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and error.startswith("error: "), error
+    return error.strip()
+
+
+def test_a_runs_file_of_something_else_is_named(tmp_path, capsys):
+    runs, out = tmp_path / "runs.jsonl", tmp_path / "findings.md"
+    runs.write_text('{"arch": "stem8", "val_acc": 0.5}\n')
+    error = refused([*TINY_RUN, "--runs", str(runs), "--out", str(out)], capsys)
+    assert error.startswith(f"error: {runs} line 1: not a run of this log (no 'failure', 'key')")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs.jsonl"]
+
+
+def test_an_out_folder_that_is_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "notes").write_text("mine\n")
+    runs, out = tmp_path / "runs.jsonl", tmp_path / "notes" / "findings.md"
+    error = refused([*TINY_RUN, "--runs", str(runs), "--out", str(out)], capsys)
+    assert f"folder {tmp_path / 'notes'} of --out {out} is a file, not a folder" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes"]  # nothing trained
+
+
+def test_seeds_must_be_at_least_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # were it accepted, nothing would land in the repository
+    with pytest.raises(SystemExit) as stop:
+        main([*TINY_RUN, "--seeds", "0"])
+    assert stop.value.code == 2
+    assert "argument --seeds: must be at least 1, got 0" in capsys.readouterr().err
