@@ -469,18 +469,23 @@ def test_cli_refuses_bad_input(case, storage, tmp_path):
 UNREADABLE_ARCH = 'stem8-c16_d1_s1_k3_g1_pnone_f0_a0_r0-"""; import os'
 
 
-def add_unreadable_trial(url: str, accuracy: float = 0.95) -> int:
+def add_unreadable_trial(url: str, accuracy: float = 0.95, arch: str = UNREADABLE_ARCH) -> int:
     """A complete trial, the most accurate and the cheapest, whose "arch" cannot be parsed."""
     study = optuna.load_study(study_name="s", storage=url)
-    attrs = {"arch": UNREADABLE_ARCH, "macs": 10}
+    attrs = {"arch": arch, "macs": 10}
     study.add_trial(
         create_trial(state=TrialState.COMPLETE, values=[accuracy, 10], user_attrs=attrs)
     )
     return study.trials[-1].number
 
 
-def test_cli_names_a_trial_whose_architecture_cannot_be_read(storage, tmp_path):
-    number = add_unreadable_trial(storage)
+# Text that is no architecture, and numbers so large that building them would overflow or
+# ask for many GB (the grammar's bounds refuse them when the trial is read).
+@pytest.mark.parametrize(
+    "arch", [UNREADABLE_ARCH, "stem16-c32_d99999999999999999999_s1_k3_g1_pnone_f0_a0_r0"]
+)
+def test_cli_names_a_trial_whose_architecture_cannot_be_read(storage, tmp_path, arch):
+    number = add_unreadable_trial(storage, arch=arch)
     before = sorted(tmp_path.iterdir())
     result = export_cli("--storage", storage, "--study", "s", "--trial", str(number), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
