@@ -121,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     # ourselves around ask/tell (nas._worker), so those warnings say nothing to our users.
     warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return refusing_bad_input(_run, args, sys.argv[1:] if argv is None else argv)
+    try:
+        return refusing_bad_input(_run, args, sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        # Before any trial ran (data, storage, study set-up): the rerun removes a half-made
+        # storage file and finishes a half-done set-up, so nothing is lost.
+        print(
+            "\ninterrupted before any trial ran: rerun the same command to start", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, arguments: list[str]) -> int:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 import search_spaces
 from nas._faults import FAULT_ENV
 from nas._settings import resume_notes
+from nas._stops import EXIT_INTERRUPTED
 from nas._study import DONE, SETUP_KEY, open_or_create_study
 from nas.storage import OK, check_storage, open_storage
 from search_spaces import LANDMARKS
@@ -115,6 +116,19 @@ def test_a_storage_killed_half_made_opens_on_the_rerun(table, tmp_path):
     storage.engine.dispose()
     assert check_storage(url).kind == OK
     assert sorted(path.name for path in tmp_path.iterdir()) == ["studies.db"]
+
+
+@pytest.mark.parametrize("phase", ["storage:file-created", "setup:attrs-stored"])
+def test_ctrl_c_before_the_trials_says_so_and_the_rerun_completes(phase, tmp_path):
+    interrupted = search(tmp_path, f"{phase}:INT")
+    assert interrupted.returncode == EXIT_INTERRUPTED, interrupted.stderr
+    assert "Traceback" not in interrupted.stderr
+    assert interrupted.stderr.strip().splitlines()[-1] == (
+        "interrupted before any trial ran: rerun the same command to start"
+    )
+    rerun = search(tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_complete_study(tmp_path)
 
 
 # --- the study's set-up ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -338,8 +339,13 @@ def browse(url: str, out: Path) -> list[int]:
     assert len(reader.trials("demo")) == DEMO_TRIALS
     reader.close()
     assert len(load_study(url, "demo").trials) == DEMO_TRIALS
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        # It checks the storage, then refuses the port in use (bad options are refused before
+        # the storage is looked at).
+        refused = dashboard_main(["--storage", url, "--port", port])
     return [
-        dashboard_main(["--storage", url, "--poll", "0"]),  # checks the storage, then refuses
+        refused,
         export_main(["--storage", url, "--study", "demo", "--pick", "knee", "--out", str(out)]),
     ]
 
