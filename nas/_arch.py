@@ -226,9 +226,10 @@ class Arch:
             )
         parts = text.strip().split("-")
         stem_token = parts[0]
-        if not stem_token.startswith("stem") or not _DIGITS.fullmatch(stem_token[4:]):
+        width = stem_token[4:]
+        if not stem_token.startswith("stem") or not (width.isascii() and width.isdigit()):
             raise ValueError(f"bad token {stem_token!r}: the string must start with stemN")
-        if not 1 <= int(stem_token[4:]) <= MAX_WIDTH:
+        if not _DIGITS.fullmatch(width) or not 1 <= int(width) <= MAX_WIDTH:
             raise ValueError(f"bad token {stem_token!r}: stem width must be 1 to {MAX_WIDTH}")
         if len(parts) - 1 > MAX_STAGES:
             raise ValueError(f"{len(parts) - 1} stages, more than the {MAX_STAGES} allowed")

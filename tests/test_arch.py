@@ -67,6 +67,7 @@ def test_xception_and_inception_blocks_match_the_papers():
         ("stem16-c32_d2000000000_s2_k3_g1_pnone_f0_a0_r0", "'d2000000000'.*depth"),
         ("stem16-c4097_d2_s2_k3_g1_pnone_f0_a0_r0", "'c4097'.*width.*4096"),
         ("stem99999-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "'stem99999'"),
+        ("stem1000000007-c32_d2_s2_k3_g1_pnone_f0_a0_r0", "'stem1000000007': stem width"),
         ("stem16-c32_d2_s2_k3_g5000_pnone_f0_a0_r0", "'g5000'.*segments"),
         ("stem16-c32_d2_s99999999999_k3_g1_pnone_f0_a0_r0", "'s99999999999'.*stride"),
         ("stem16-c\u0663\u0662_d2_s2_k3_g1_pnone_f0_a0_r0", "c\u0663\u0662"),

@@ -443,9 +443,12 @@ def test_the_search_refuses_a_storage_in_a_read_only_folder(tmp_path, monkeypatc
 
 def test_readers_name_an_unreachable_server_and_what_to_do(tmp_path):
     env = {**os.environ, "NAS_NO_DOWNLOAD": "1"}
+    # The dashboard is given a port in use: should it pass the storage check, it stops there
+    # instead of serving.
+    taken = socket.create_server(("127.0.0.1", 0))
     commands = {
         "export": ["nas.export", "--study", "s", "--trial", "0", "--out", "m.py"],
-        "dashboard": ["dashboard", "--port", "0"],
+        "dashboard": ["dashboard", "--port", str(taken.getsockname()[1])],
     }
     for command in commands.values():
         done = subprocess.run(
@@ -461,6 +464,7 @@ def test_readers_name_an_unreachable_server_and_what_to_do(tmp_path):
         assert errors[0].startswith("error: cannot read postgresql+psycopg://nas:***@127.0.0.1:9/")
         assert "Connection refused" in errors[0] and errors[0].endswith(HOW_TO_REACH)
         assert "s3cret" not in errors[0]
+    taken.close()
     assert list(tmp_path.iterdir()) == []
 
 
