@@ -120,8 +120,7 @@ def conv_weights(arch: Arch) -> int:
         for block in blocks:
             layers = [layer for branch in block.branches for layer in branch.layers]
             for layer in layers + ([block.projection] if block.projection else []):
-                if layer.kind != "pool":
-                    total += layer.in_chs // layer.groups * layer.out_chs * layer.kernel**2
+                total += layer.weights
     return total
 
 

@@ -32,10 +32,7 @@ def layer_macs(layer: Layer, size: Size) -> tuple[int, Size]:
     """MACs of one planned layer on an input of `size` (height, width), and its output size."""
     # Odd kernels padded by kernel // 2: the output is the input divided by the stride, rounded up.
     out = ((size[0] - 1) // layer.stride + 1, (size[1] - 1) // layer.stride + 1)
-    if layer.kind == "pool":
-        return 0, out
-    weights = layer.out_chs * (layer.in_chs // layer.groups) * layer.kernel**2
-    return weights * out[0] * out[1], out
+    return layer.weights * out[0] * out[1], out
 
 
 def stage_macs(in_chs: int, stage: dict, size: Size) -> tuple[int, Size]:

@@ -32,6 +32,13 @@ class Layer(NamedTuple):
         """BatchNorm follows every conv (which therefore has no bias) and no pool."""
         return self.kind != "pool"
 
+    @property
+    def weights(self) -> int:
+        """The conv's weights (it has no bias); a pool has none."""
+        if self.kind == "pool":
+            return 0
+        return self.out_chs * (self.in_chs // self.groups) * self.kernel**2
+
 
 class BranchPlan(NamedTuple):
     """One parallel path of a block; its output is concatenated with the other branches'."""

@@ -26,6 +26,7 @@ from nas._cli import (
     add_storage_option,
     add_study_option,
     refusing_bad_input,
+    whole_number_at_least,
 )
 from nas._settings import OBJECTIVES, SAMPLERS, WORKER_INDEX_OPTION, RunSettings, resume_notes
 from nas._stops import (
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_seed_option(parser)
     parser.add_argument(
         "--heartbeat",
-        type=_heartbeat_seconds,
+        type=whole_number_at_least(0),
         default=None,
         help="seconds between trial heartbeats (default 10; 0 turns them off): a trial "
         "without one for 4x as long is marked failed and retried by another worker; use the "
@@ -101,17 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(WORKER_INDEX_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     return parser
-
-
-def _heartbeat_seconds(text: str) -> int:
-    """argparse type of --heartbeat: a whole number of seconds, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected whole seconds (0 or more), got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
