@@ -4,15 +4,19 @@ The baseline is the loop a typical user writes: a DataLoader over a TensorDatase
 uint8 tensors (shuffle=True, no workers), normalization on the CPU inside the loop, the model
 in the default NCHW layout, the same batch size, optimizer and loss. A third variant adds
 channels_last to that loop, to show how much of the gain is memory layout and how much the
-data path. Variants are interleaved within each repeat (order rotated) so that a busy
-neighbour on the machine slows all of them alike; figures are medians over repeats.
+data path. Our trainer runs in each --precision and each --layouts (channels_last, as the
+recipe does, or the default NCHW). Variants are interleaved within each repeat (order rotated)
+so that a busy neighbour on the machine slows all of them alike; figures are medians over
+repeats.
 
 Achieved work is 3 x forward MACs per training image (forward, input gradient, weight
-gradient), as a fraction of a dense fp32 (or bf16) matmul's rate measured in the same run.
+gradient), as a fraction of a dense matmul's rate measured in the same run: bf16 for bf16
+runs, fp32 for fp32 runs (on CUDA with TF32 allowed, as cuDNN's convolutions use it), timed
+with CUDA events on a product large enough to be arithmetic-bound (8192^3 on CUDA).
+Concurrent trainers sharing a device: bench/concurrency.py.
 
     python bench/throughput.py --device cpu                      # -> bench/results/
-    python bench/throughput.py --device cuda --precision fp32,bf16 --out "$OUT"
-    python bench/throughput.py --device cuda --concurrency 1,2,4,8 --landmarks normal
+    python bench/throughput.py --device cuda --precision bf16,fp32 --layouts channels_last,nchw
 """
 
 from __future__ import annotations
@@ -20,10 +24,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -36,7 +39,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import RESULTS, machine  # noqa: E402
+from bench._machine import RESULTS, invocation, machine  # noqa: E402
 from nas import build_model, count_cost  # noqa: E402
 from nas.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E402
 from nas.train import DEFAULT_RECIPE, Budget, cpu_threads, resolve_device, train  # noqa: E402
@@ -60,15 +63,23 @@ def load_or_synthesize(name: str, data_dir: str | None) -> tuple[Dataset, str]:
         return synthetic, f"synthetic ({name} shapes: the files are not on this machine)"
 
 
-def ours(model, data, images: int, device: str, precision: str) -> float:
+def ours(
+    model, data, images: int, device: str, precision: str, channels_last: bool = True
+) -> float:
     """Images/s of nas.train.train for one epoch of `images` (evaluation excluded)."""
-    # min_steps=0: one short epoch would otherwise train at half the batch the baselines use.
-    recipe = replace(
-        DEFAULT_RECIPE, cuda_bf16=precision == "bf16", cpu_bf16=precision == "bf16", min_steps=0
-    )
+    recipe = bench_recipe(precision, channels_last)
     tiny_val = replace(data, val_x=data.val_x[:256], val_y=data.val_y[:256])
     result = train(model, tiny_val, Budget(1, images), device=device, recipe=recipe)
     return result.images_seen / result.train_seconds
+
+
+def bench_recipe(precision: str, channels_last: bool = True):
+    """The search's recipe in `precision` ("bf16" or "fp32") and memory layout."""
+    # min_steps=0: one short epoch would otherwise train at half the batch the baselines use.
+    bf16 = precision == "bf16"
+    return replace(
+        DEFAULT_RECIPE, cuda_bf16=bf16, cpu_bf16=bf16, min_steps=0, channels_last=channels_last
+    )
 
 
 def plain_loop(model, data, images: int, device: str, channels_last: bool = False) -> float:
@@ -125,18 +136,44 @@ def loader_only(data, images: int) -> float:
 
 
 def matmul_macs_per_s(device: str, dtype: torch.dtype, size: int) -> float:
-    """Dense matmul rate (MAC/s, median of 5) of the device: the ceiling we compare against."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    times = []
-    for index in range(7):
-        _synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        _synchronize(device)
-        if index >= 2:  # the first calls pick kernels and warm caches
-            times.append(time.perf_counter() - start)
+    """Dense matmul rate (MAC/s, median of 10) of the device: the ceiling we compare against.
+
+    On CUDA the products are timed with CUDA events (host timers around one product of a
+    millisecond or less measure launch and synchronization overhead as well) and fp32 runs
+    with TF32 allowed, the precision cuDNN's fp32 convolutions already use.
+    """
+    generator = torch.Generator(device).manual_seed(0)
+    a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+    b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+    on_cuda = device.startswith("cuda")
+    precision_before = torch.get_float32_matmul_precision()
+    if on_cuda:
+        torch.set_float32_matmul_precision("high")  # TF32 for fp32 products
+    try:
+        times = []
+        for index in range(13):
+            if on_cuda:
+                begin, end = (
+                    torch.cuda.Event(enable_timing=True),
+                    torch.cuda.Event(enable_timing=True),
+                )
+                begin.record()
+                a @ b
+                end.record()
+                end.synchronize()
+                seconds = begin.elapsed_time(end) / 1e3
+            else:
+                start = time.perf_counter()
+                a @ b
+                seconds = time.perf_counter() - start
+            if index >= 3:  # the first calls pick kernels and warm caches
+                times.append(seconds)
+    finally:
+        torch.set_float32_matmul_precision(precision_before)
     return size**3 / statistics.median(times)
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def _synchronize(device: str) -> None:
@@ -181,21 +218,33 @@ def measured(run, attempts: int, max_foreign: float) -> tuple[float, float]:
     return rate, load
 
 
+def our_variants(precisions: list[str], layouts: list[str]) -> list[str]:
+    """Variant names of our trainer: ours_PRECISION, with _nchw for the default layout."""
+    return [
+        f"ours_{precision}" + ("" if layout == "channels_last" else "_nchw")
+        for precision in precisions
+        for layout in layouts
+    ]
+
+
+def run_variant(variant: str, model, data, images: int, device: str):
+    """The measurement `variant` names, as a function of no arguments returning images/s."""
+    if variant.startswith("ours_"):
+        precision = variant.split("_")[1]
+        return partial(ours, model, data, images, device, precision, "_nchw" not in variant)
+    return partial(plain_loop, model, data, images, device, variant.endswith("channels_last"))
+
+
 def compare(args, device: str, data: Dataset, data_note: str, save) -> dict:
     """The interleaved comparison; calls save(partial record) after each landmark."""
     default_threads = torch.get_num_threads()  # what a plain loop runs with
     precisions = args.precision.split(",")
     peak = {
-        "fp32": matmul_macs_per_s(device, torch.float32, args.matmul_size),
-        **(
-            {"bf16": matmul_macs_per_s(device, torch.bfloat16, args.matmul_size)}
-            if "bf16" in precisions
-            else {}
-        ),
+        precision: matmul_macs_per_s(device, DTYPES[precision], args.matmul_size)
+        for precision in sorted(set(precisions) | {"bf16"})
     }
-    variants = [f"ours_{precision}" for precision in precisions]
-    if not args.ours_only:
-        variants += ["plain", "plain_channels_last"]
+    baselines = [name for name in args.baselines.split(",") if name]
+    variants = our_variants(precisions, args.layouts.split(",")) + baselines
     rows = {}
     for name in args.landmarks.split(","):
         arch = LANDMARKS[name]
@@ -207,12 +256,7 @@ def compare(args, device: str, data: Dataset, data_note: str, save) -> dict:
             order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
             for variant in order:
                 torch.set_num_threads(default_threads)
-                if variant.startswith("ours"):
-                    precision = variant.split("_")[1]
-                    run = partial(ours, model, data, args.images, device, precision)
-                else:
-                    channels_last = variant.endswith("last")
-                    run = partial(plain_loop, model, data, args.images, device, channels_last)
+                run = run_variant(variant, model, data, args.images, device)
                 if not repeat:
                     run()
                     continue
@@ -225,14 +269,13 @@ def compare(args, device: str, data: Dataset, data_note: str, save) -> dict:
             row[f"{variant}_runs"] = [round(rate, 1) for rate in rates]
             row[f"{variant}_foreign_load"] = loads[variant]
             precision = variant.split("_")[1] if variant.startswith("ours") else "fp32"
-            row[f"{variant}_peak_fraction"] = 3 * macs * statistics.median(rates) / peak[precision]
-        if not args.ours_only:
-            first = variants[0]
-            ratios = [a / b for a, b in zip(runs[first], runs["plain"])]
-            row["ratio_vs_plain"] = statistics.median(ratios)
-            row["ratio_runs"] = [round(ratio, 3) for ratio in ratios]
-            cl_ratios = [a / b for a, b in zip(runs[first], runs["plain_channels_last"])]
-            row["ratio_vs_plain_channels_last"] = statistics.median(cl_ratios)
+            work = 3 * macs * statistics.median(rates)
+            row[f"{variant}_peak_fraction"] = work / peak[precision]
+            row[f"{variant}_bf16_peak_fraction"] = work / peak["bf16"]
+        for baseline in baselines:
+            ratios = [a / b for a, b in zip(runs[variants[0]], runs[baseline])]
+            row[f"ratio_vs_{baseline}"] = statistics.median(ratios)
+            row[f"ratio_vs_{baseline}_runs"] = [round(ratio, 3) for ratio in ratios]
         rows[name] = row
         save({"peak_matmul_macs_per_s": peak, "landmarks": rows, "data": data_note})
         print(name, json.dumps({k: v for k, v in row.items() if not k.endswith(("runs", "load"))}))
@@ -242,13 +285,11 @@ def compare(args, device: str, data: Dataset, data_note: str, save) -> dict:
         )
         for variant in variants
     }
-    if not args.ours_only:
-        summary["median_ratio_vs_plain"] = statistics.median(
-            row["ratio_vs_plain"] for row in rows.values()
+    for baseline in baselines:
+        summary[f"median_ratio_vs_{baseline}"] = statistics.median(
+            row[f"ratio_vs_{baseline}"] for row in rows.values()
         )
-        summary["median_ratio_vs_plain_channels_last"] = statistics.median(
-            row["ratio_vs_plain_channels_last"] for row in rows.values()
-        )
+    if baselines:
         summary["loader_only_img_s"] = loader_only(data, args.images * 4)
     return {
         "peak_matmul_macs_per_s": peak,
@@ -259,53 +300,8 @@ def compare(args, device: str, data: Dataset, data_note: str, save) -> dict:
     }
 
 
-def concurrency(args, device: str, save) -> dict:
-    """Aggregate images/s of N trainer processes sharing the device, for each N."""
-    record = {}
-    for name in args.landmarks.split(","):
-        for count in [int(n) for n in args.concurrency.split(",")]:
-            start_at = time.time() + args.startup_s  # every worker starts timing together
-            command = [
-                sys.executable, __file__, "--worker", "--device", device, "--landmarks", name,
-                "--images", str(args.images), "--precision", args.precision.split(",")[-1],
-                "--start-at", str(start_at), "--window", str(args.window),
-                "--dataset", args.dataset,
-            ]  # fmt: skip
-            workers = [
-                subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)
-            ]
-            reports = [json.loads(worker.communicate()[0].splitlines()[-1]) for worker in workers]
-            rates = [report["img_s"] for report in reports]
-            record[f"{name}_x{count}"] = {
-                "processes": count,
-                "aggregate_img_s": sum(rates),
-                "per_process_img_s": [round(rate, 1) for rate in rates],
-                # A worker that started late overlapped less: its rate flatters the aggregate.
-                "late_start_s": max(report["late_start_s"] for report in reports),
-            }
-            save({"concurrency": record})
-            print(name, count, round(sum(rates)), flush=True)
-    return {"concurrency": record}
-
-
-def worker(args, device: str) -> None:
-    """One concurrent trainer: warm up, then count images trained within the shared window."""
-    data, _ = load_or_synthesize(args.dataset, args.data_dir)
-    model = build_model(LANDMARKS[args.landmarks], data.in_channels, data.num_classes)
-    ours(model, data, args.images, device, args.precision)  # warm-up, outside the window
-    late_s = max(0.0, time.time() - args.start_at)  # > 0: the warm-up overran the start
-    time.sleep(max(0.0, args.start_at - time.time()))
-    bf16 = args.precision == "bf16"
-    recipe = replace(DEFAULT_RECIPE, cuda_bf16=bf16, cpu_bf16=bf16, min_steps=0)  # batch 128
-    tiny_val = replace(data, val_x=data.val_x[:256], val_y=data.val_y[:256])
-    images, busy = 0, 0.0
-    while not images or time.time() < args.start_at + args.window:
-        result = train(model, tiny_val, Budget(1, args.images), device=device, recipe=recipe)
-        images, busy = images + result.images_seen, busy + result.train_seconds
-    print(json.dumps({"img_s": images / busy, "late_start_s": late_s}))
-
-
-def write_markdown(record: dict, path: Path) -> None:
+def report_lines(record: dict) -> list[str]:
+    """The markdown of a record, also of one a time limit cut short (no summary yet)."""
     info = record["machine"]
     lines = [
         f"# Training throughput on {record['device']} ({info.get('gpu') or info['cpu']})",
@@ -314,35 +310,34 @@ def write_markdown(record: dict, path: Path) -> None:
         f"{info['cores']} cores available; data: {record.get('data', '-')}.",
         "",
     ]
-    if "landmarks" in record:
-        rows = record["landmarks"]
-        first_row = next(iter(rows.values()))
-        variants = [key[: -len("_img_s")] for key in first_row if key.endswith("_img_s")]
-        has_ratio = "ratio_vs_plain" in first_row
-        header = ["landmark", "MMACs", *(f"{variant} img/s" for variant in variants)]
-        header += ["ours / plain", "ours / plain+CL"] if has_ratio else []
-        header.append(f"{variants[0]} share of matmul peak")
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for name, row in rows.items():
-            cells = [name, f"{row['mmacs']:.2f}"]
-            cells += [f"{row[f'{variant}_img_s']:.0f}" for variant in variants]
-            if has_ratio:
-                cells.append(f"{row['ratio_vs_plain']:.2f}x")
-                cells.append(f"{row['ratio_vs_plain_channels_last']:.2f}x")
-            cells.append(f"{100 * row[f'{variants[0]}_peak_fraction']:.1f}%")
-            lines.append("| " + " | ".join(cells) + " |")
-        peaks = record["peak_matmul_macs_per_s"]
-        peak_text = ", ".join(f"{key} {value / 1e9:.0f} GMAC/s" for key, value in peaks.items())
-        lines += ["", f"Dense matmul rate measured in this run: {peak_text}.", ""]
-        lines += [f"- {key}: {value:.3g}" for key, value in record["summary"].items()]
-    if "concurrency" in record:
-        lines += ["| run | processes | aggregate img/s | per process |", "|---|---|---|---|"]
-        for key, row in record["concurrency"].items():
-            per_process = ", ".join(f"{rate:.0f}" for rate in row["per_process_img_s"])
-            lines.append(
-                f"| {key} | {row['processes']} | {row['aggregate_img_s']:.0f} | {per_process} |"
-            )
-    path.write_text("\n".join(lines) + "\n")
+    rows = record.get("landmarks") or {}
+    if not rows:
+        return [*lines, "No landmark was measured.", ""]
+    first_row = next(iter(rows.values()))
+    variants = [key[: -len("_img_s")] for key in first_row if key.endswith("_img_s")]
+    baselines = [key[len("ratio_vs_") :] for key in first_row if key.startswith("ratio_vs_")]
+    baselines = [name for name in baselines if not name.endswith("_runs")]
+    header = ["landmark", "MMACs", *(f"{variant} img/s" for variant in variants)]
+    header += [f"{variants[0]} / {baseline}" for baseline in baselines]
+    header += [f"{variant} share of bf16 matmul" for variant in variants if "plain" not in variant]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        cells = [name, f"{row['mmacs']:.2f}"]
+        cells += [f"{row[f'{variant}_img_s']:.0f}" for variant in variants]
+        cells += [f"{row[f'ratio_vs_{baseline}']:.2f}x" for baseline in baselines]
+        cells += [
+            f"{100 * row.get(f'{variant}_bf16_peak_fraction', math.nan):.2f}%"
+            for variant in variants
+            if "plain" not in variant
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    peaks = record["peak_matmul_macs_per_s"]
+    peak_text = ", ".join(f"{key} {value / 1e9:.0f} GMAC/s" for key, value in peaks.items())
+    lines += ["", f"Dense matmul rate measured in this run: {peak_text}.", ""]
+    lines += [f"- {key}: {value:.3g}" for key, value in record.get("summary", {}).items()]
+    if len(rows) < len(record.get("settings", {}).get("landmarks", rows)):
+        lines.append(f"- cut short: {len(rows)} landmarks measured")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -356,20 +351,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precision", default=None, help="fp32, bf16 or fp32,bf16 (default: the recipe's)"
     )
-    parser.add_argument("--matmul-size", type=int, default=2048)
-    parser.add_argument("--attempts", type=int, default=8, help="tries per measurement")
+    parser.add_argument(
+        "--layouts", default="channels_last", help="channels_last, nchw or both, comma-separated"
+    )
+    parser.add_argument(
+        "--baselines",
+        default="plain,plain_channels_last",
+        help="plain DataLoader loops to compare with: plain, plain_channels_last, or none",
+    )
+    parser.add_argument(
+        "--matmul-size", type=int, default=None, help="default 8192 on CUDA, 2048 on a CPU"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=None, help="tries per measurement (default 8; 1 on CUDA)"
+    )
     parser.add_argument(
         "--max-foreign-load", type=float, default=0.2, help="retry above this many busy cores"
     )
-    parser.add_argument("--ours-only", action="store_true", help="skip the plain loops")
-    parser.add_argument("--concurrency", default=None, help="e.g. 1,2,4,8 trainer processes")
-    parser.add_argument("--window", type=float, default=15.0, help="concurrency: seconds timed")
-    parser.add_argument("--startup-s", type=float, default=20.0, help="concurrency: warm-up time")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the logic only")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown")
     parser.add_argument("--tag", default=None, help="file name suffix, default the device")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         device = resolve_device(args.device)
@@ -379,19 +380,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.precision is None:
         recipe_bf16 = DEFAULT_RECIPE.cuda_bf16 if on_cuda else DEFAULT_RECIPE.cpu_bf16
         args.precision = "bf16" if recipe_bf16 else "fp32"
+    if args.baselines == "none":
+        args.baselines = ""
     if args.images is None:
         args.images = 20_480 if on_cuda else 3_072
+    if args.matmul_size is None:
+        args.matmul_size = 8192 if on_cuda else 2048
+    if args.attempts is None:
+        # Retrying while other processes load the CPU guards OpenMP loops; a GPU run is not
+        # slowed that way, and its device time is scarce.
+        args.attempts = 1 if on_cuda else 8
     if args.quick:
         args.images, args.repeats, args.matmul_size, args.attempts = 256, 1, 256, 1
-        args.window, args.startup_s = 2.0, 8.0
         if args.landmarks == ",".join(LANDMARKS):
             args.landmarks = "xception,mobilenet"
-    if args.worker:
-        return worker(args, device)
 
     arguments = sys.argv[1:] if argv is None else argv
     record = {
-        "command": shlex.join(["python", "bench/throughput.py", *arguments]),
+        "command": invocation(__file__, arguments),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": device,
         "machine": {**machine(), "load_average_at_start": os.getloadavg()},
@@ -400,23 +406,20 @@ def main(argv: list[str] | None = None) -> None:
             "images_per_measurement": args.images,
             "repeats": args.repeats,
             "quick": args.quick,
+            "landmarks": args.landmarks.split(","),
         },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "_concurrency" if args.concurrency else ""
-    json_path = out / f"throughput_{args.tag or device.replace(':', '') + suffix}.json"
+    json_path = out / f"throughput_{args.tag or device.replace(':', '')}.json"
 
     def save(partial: dict) -> None:  # after every step, so a time limit keeps what finished
         json_path.write_text(json.dumps({**record, **partial}, indent=2) + "\n")
 
-    if args.concurrency:
-        record.update(concurrency(args, device, save))
-    else:
-        data, data_note = load_or_synthesize(args.dataset, args.data_dir)
-        record.update(compare(args, device, data, data_note, save))
+    data, data_note = load_or_synthesize(args.dataset, args.data_dir)
+    record.update(compare(args, device, data, data_note, save))
     save({})
-    write_markdown(record, json_path.with_suffix(".md"))
+    json_path.with_suffix(".md").write_text("\n".join(report_lines(record)))
     print(f"wrote {json_path} and .md")
 
 

@@ -1,0 +1,156 @@
+"""bench/gpu.sh, rehearsed on the CPU: every stage runs, and a failing stage fails the script.
+
+The GPU machine is lent only now and then, for minutes; the script must work the first time,
+so CI runs the same script with --device cpu and the smallest budgets.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# What the device tool brings back from $OUT: at most 8 files.
+DEVICE_FILE_LIMIT = 8
+
+
+def run_script(tmp_path: Path, *options: str, env: dict | None = None, timeout: int = 600):
+    out = tmp_path / "out"
+    environment = {
+        **os.environ,
+        "OUT": str(out),
+        "PACK": str(tmp_path / "no-pack"),
+        "PYTHON": sys.executable,
+        "TMPDIR": str(tmp_path),
+        **(env or {}),
+    }
+    if "NAS_FAULT_AT" not in (env or {}):
+        environment.pop("NAS_FAULT_AT", None)
+    result = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu.sh"), *options],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return result, out
+
+
+def stage_states(report: str) -> dict[str, str]:
+    """{stage: state} from the stage table of gpu.md."""
+    states = {}
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[2].isdigit():
+            states[cells[0]] = cells[1]
+    return states
+
+
+@pytest.mark.slow
+def test_cpu_rehearsal_runs_every_stage_and_reports(tmp_path):
+    result, out = run_script(tmp_path, "--device", "cpu", "--quick")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    report = (out / "gpu.md").read_text()
+    assert stage_states(report) == dict.fromkeys(
+        ("env", "throughput", "autotune", "concurrency", "search"), "ok"
+    )
+    names = sorted(path.name for path in out.iterdir())
+    assert names == [
+        "autotune_cpu.json", "concurrency_cpu.json", "env.json", "gpu.log", "gpu.md",
+        "search_cpu.json", "throughput_cpu.json",
+    ]  # fmt: skip
+    assert len(names) <= DEVICE_FILE_LIMIT
+
+    throughput = json.loads((out / "throughput_cpu.json").read_text())
+    for row in throughput["landmarks"].values():
+        for variant in ("ours_bf16", "ours_bf16_nchw", "ours_fp32", "ours_fp32_nchw", "plain"):
+            assert row[f"{variant}_img_s"] > 0
+    assert set(throughput["peak_matmul_macs_per_s"]) == {"bf16", "fp32"}
+    concurrency = json.loads((out / "concurrency_cpu.json").read_text())
+    assert [row["processes"] for row in concurrency["concurrency"].values()] == [1, 2]
+    search = json.loads((out / "search_cpu.json").read_text())
+    assert search["result"]["finished"] >= 2
+    assert search["workers_from"].startswith("best of")  # taken from the concurrency stage
+    assert "200 trials: about" in report
+    # The log holds every stage's output, the search's own summary among it.
+    assert "browse:  python -m dashboard" in (out / "gpu.log").read_text()
+
+
+def test_missing_package_stops_the_script_at_once(tmp_path):
+    # The GPU image has no ptflops unless the pack's wheels are installed: reproduced here by
+    # a ptflops that cannot be imported, first on the path.
+    shadow = tmp_path / "shadow" / "ptflops"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named ptflops')\n")
+    start = time.monotonic()
+    result, out = run_script(
+        tmp_path, "--device", "cpu", "--quick", env={"PYTHONPATH": str(shadow.parent)}
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - start < 60  # no later stage ran
+    assert stage_states((out / "gpu.md").read_text()) == {"env": "failed (exit 1)"}
+    log = (out / "gpu.log").read_text()
+    assert "cannot import ptflops" in log and "gpu_pack.sh" in log
+    assert not list(out.glob("throughput_*.json"))
+
+
+def test_a_failing_stage_fails_the_script_and_the_report_says_which(tmp_path):
+    # Every training call raises inside the throughput stage (nas._faults).
+    result, out = run_script(
+        tmp_path,
+        "--device", "cpu", "--quick", "--only", "throughput",
+        env={"NAS_FAULT_AT": "trial:started:FAIL"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    states = stage_states((out / "gpu.md").read_text())
+    assert states == {"env": "ok", "throughput": "failed (exit 1)"}
+    assert "injected fault at trial:started" in (out / "gpu.log").read_text()
+
+
+def _write_wheel(folder: Path, name: str, version: str, module_source: str) -> Path:
+    """A minimal pure-Python wheel holding one package `name` (what pip install reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module_source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{file},,\n" for file in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in files.items():
+            archive.writestr(file, text)
+    return path
+
+
+def test_pack_wheels_install_offline_and_come_first(tmp_path):
+    # A pack whose ptflops is a stand-in of another version: the environment stage must import
+    # it, not the ptflops installed here, and the installed one must stay as it was.
+    pack = tmp_path / "pack"
+    stand_in = "def get_model_complexity_info(*args, **kwargs):\n    raise NotImplementedError\n"
+    _write_wheel(pack / "wheels", "ptflops", "0.0.1", stand_in)
+    result, out = run_script(tmp_path, "--device", "cpu", "--only", "", env={"PACK": str(pack)})
+    assert result.returncode == 0, result.stdout[-2000:]
+    env = json.loads((out / "env.json").read_text())
+    assert env["packages"]["ptflops"] == "0.0.1"
+    assert importlib.metadata.version("ptflops") != "0.0.1"
+
+
+@pytest.mark.parametrize(
+    "options", [("--device", "tpu"), ("--only", "warp"), ("--bogus",), ("--device",)]
+)
+def test_bad_options_are_refused_with_exit_2(tmp_path, options):
+    result, out = run_script(tmp_path, *options)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") or result.stderr.startswith("usage:")
+    assert not out.exists()
