@@ -15,7 +15,7 @@ from nas.cost import count_cost, known_cost, measure_latency
 from nas.data import Dataset
 from nas.pruning import DominancePruner, PeerCurve
 from nas.record import TrialRecord, is_skipped, read_attr, store
-from nas.train import Budget, train
+from nas.train import Budget, release_device_memory, train
 
 
 def exceeds_limit(macs: int, max_mmacs: float) -> bool:
@@ -23,6 +23,10 @@ def exceeds_limit(macs: int, max_mmacs: float) -> bool:
     # Compared in MMACs: a limit typed as a network's printed MMACs (an exact decimal) is then
     # the same float as that network's, so the network fits; `max_mmacs * 1e6` may round below.
     return macs / 1e6 > max_mmacs
+
+
+# How a trial's `failure` starts when its device ran out of memory.
+_OUT_OF_MEMORY = "out of memory"
 
 
 class TrialFailed(Exception):
@@ -57,13 +61,16 @@ class Objective:
         which also redoes the trial."""
         start = time.perf_counter()
         try:
-            return self._run(trial)
-        except torch.cuda.OutOfMemoryError:
-            raise _failed(trial, "out of memory on " + self.device) from None
-        except RuntimeError as error:
-            if "out of memory" in str(error).lower():
-                raise _failed(trial, "out of memory on " + self.device) from None
-            raise _failed(trial, f"error: {str(error).splitlines()[0][:300]}") from None
+            try:
+                return self._run(trial)
+            except RuntimeError as error:  # torch.cuda.OutOfMemoryError included
+                reason = _failure_reason(error, self.device)
+            # Raised here, once the except block is left: an exception raised inside it would
+            # hold the error as its __context__, and the error's traceback holds the frames of
+            # the trial (its model, batches, activations), keeping their device memory reserved.
+            if reason.startswith(_OUT_OF_MEMORY):
+                release_device_memory(self.device)
+            raise _failed(trial, reason)
         finally:
             self.overhead_seconds += time.perf_counter() - start
 
@@ -102,13 +109,16 @@ class Objective:
 
         # Batch-1 forward latency on one CPU thread (as on a phone core; several threads on a
         # busy machine stall each other): a few runs suffice for a median, and the measurement
-        # must stay a small share of a trial (bench/search_overhead.py).
+        # must stay a small share of a trial (bench/search_overhead.py). Measured on the CPU
+        # whatever device trains: so it means the same in every study and in one whose workers
+        # mix CPUs and GPUs; on a GPU, batch-1 latency of networks this small measures kernel
+        # launches and the other workers sharing the GPU, not the network.
         if model is None:
             model = build_model(arch, self.data.in_channels, self.data.num_classes)
         latency = measure_latency(
-            model,
+            model,  # still on the CPU, where it was built
             self.data.input_shape,
-            device=self.device,
+            device="cpu",
             batch_sizes=(1,),
             warmup=2,
             repeats=7,
@@ -170,6 +180,14 @@ class Objective:
         accuracy = previous.values[0]
         latency = original.latency_ms if original.latency_ms is not None else 0.0
         return self._values(accuracy, original.macs, latency)
+
+
+def _failure_reason(error: RuntimeError, device: str) -> str:
+    """The `failure` a trial stores for an error of its training on `device`."""
+    if isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower():
+        return f"{_OUT_OF_MEMORY} on {device}"
+    first_line = (str(error).splitlines() or [type(error).__name__])[0]
+    return f"error: {first_line[:300]}"
 
 
 def _failed(trial: optuna.Trial, reason: str) -> TrialFailed:

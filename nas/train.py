@@ -9,6 +9,7 @@ step, bench/results/throughput_cpu.md), and the CPU speed comes from channels_la
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import time
@@ -60,6 +61,14 @@ class Recipe:
     # bf16 autocast on a CPU: faster only where the CPU computes bf16 natively (AVX512-BF16,
     # AMX), and then a study's results would depend on which CPU ran each trial; off.
     cpu_bf16: bool = False
+    # NHWC memory for the model and every batch: the CPU trains 1.2-1.9x faster in it (plain
+    # against plain_channels_last, bench/results/throughput_cpu.md). Off keeps PyTorch's NCHW,
+    # to compare the two on a GPU, where the faster one depends on cuDNN's kernels for them.
+    channels_last: bool = True
+    # On CUDA, cuDNN times its kernels once per new input shape and keeps the fastest; a run sees
+    # two shapes (the training and the evaluation batch), so the timing pays for itself. Off
+    # for runs that must not depend on which kernel won the timing.
+    cudnn_benchmark: bool = True
 
     def batch_size_for(self, budget: Budget, split_size: int) -> int:
         """The batch a run of `budget` trains at, on a training split of `split_size` images."""
@@ -187,6 +196,30 @@ def cpu_threads() -> int:
     return os.cpu_count() or 1
 
 
+def prepare_backend(device: str, recipe: Recipe = DEFAULT_RECIPE) -> None:
+    """The process-wide settings a run on `device` (already resolved) trains under.
+
+    Args:
+        device: "cpu", "cuda" or "cuda:N".
+        recipe: the hyperparameters (its `cudnn_benchmark` applies on CUDA).
+    """
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
+    else:
+        torch.set_num_threads(cpu_threads())
+
+
+def release_device_memory(device: str) -> None:
+    """Give the memory of a failed run's dropped tensors back to `device`.
+
+    PyTorch's CUDA caching allocator keeps freed blocks reserved for this process; after an
+    out-of-memory failure they would stay unusable by the other workers sharing the GPU.
+    """
+    gc.collect()  # what only reference cycles still hold
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -220,16 +253,13 @@ def train(
     device = resolve_device(device)
     on_cuda = device.startswith("cuda")
     autocast = _autocast(device, recipe)
-    if on_cuda:
-        # Shapes are fixed within a run: let cuDNN time its kernels once and keep the fastest.
-        torch.backends.cudnn.benchmark = True
-    else:
-        torch.set_num_threads(cpu_threads())
+    prepare_backend(device, recipe)
     _reset_parameters(model, seed)
-    model.to(device, memory_format=torch.channels_last)
+    memory_format = _memory_format(recipe)
+    model.to(device, memory_format=memory_format)
     generator = torch.Generator(device).manual_seed(seed)
     # The whole split in one uint8 tensor: 39 MB for Fashion-MNIST, 150 MB for CIFAR-10.
-    train_x = data.train_x.to(device).contiguous(memory_format=torch.channels_last)
+    train_x = data.train_x.to(device).contiguous(memory_format=memory_format)
     train_y = data.train_y.to(device)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)
     mean, scale = normalization(data, device)
@@ -261,9 +291,10 @@ def train(
         losses = torch.zeros(steps_per_epoch, device=device)
         for step in range(steps_per_epoch):
             indices = order[step * batch_size : (step + 1) * batch_size]
-            images = normalize(train_x[indices], mean, scale)
+            images = normalize(train_x[indices], mean, scale, memory_format)
             if augment:
-                images = crop_and_flip(images, generator)
+                # The crop's gather writes channels_last memory (a no-op to keep it so).
+                images = crop_and_flip(images, generator).contiguous(memory_format=memory_format)
             # One-cycle: linear warm-up to the peak, then linear decay to zero.
             lr = recipe.peak_lr * min(
                 (global_step + 1) / warmup_steps,
@@ -315,18 +346,31 @@ def evaluate(
     device: str = "cpu",
     recipe: Recipe = DEFAULT_RECIPE,
 ) -> float:
-    """Top-1 accuracy of `model` (already on `device`) on uint8 `images`, in [0, 1]."""
+    """Top-1 accuracy of `model` (already on `device`, in the recipe's memory format) on uint8
+    `images`, in [0, 1].
+
+    Every batch has one shape: the ragged last one is padded with blank images, whose
+    predictions are not counted. cuDNN's benchmark mode times kernels anew for each input
+    shape, so a ragged tail would cost a third tuning per architecture (after the training and
+    the evaluation batch). In eval mode each image's logits depend on that image alone
+    (BatchNorm uses its running statistics), so the padding changes no prediction.
+    """
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     autocast = _autocast(device, recipe)
     mean, scale = normalization(data, device)
+    batch_size = max(1, min(recipe.eval_batch_size, len(images)))
     with torch.inference_mode():
-        for start in range(0, len(images), recipe.eval_batch_size):
-            batch = images[start : start + recipe.eval_batch_size].to(device)
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].to(device)
+            real = len(batch)
+            if real < batch_size:
+                blank = batch.new_zeros(batch_size - real, *batch.shape[1:])
+                batch = torch.cat([batch, blank])
             with autocast:
-                logits = model(normalize(batch, mean, scale))
-            target = labels[start : start + recipe.eval_batch_size].to(device)
-            correct += (logits.argmax(dim=1) == target).sum()
+                logits = model(normalize(batch, mean, scale, _memory_format(recipe)))
+            target = labels[start : start + batch_size].to(device)
+            correct += (logits[:real].argmax(dim=1) == target).sum()
     return correct.item() / max(1, len(images))
 
 
@@ -369,10 +413,15 @@ def normalization(data: Dataset, device: str) -> tuple[torch.Tensor, torch.Tenso
     return mean, scale
 
 
-def normalize(images: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """uint8 N x C x H x W -> float, zero mean and unit variance per channel, channels_last."""
+def normalize(
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    scale: torch.Tensor,
+    memory_format: torch.memory_format,
+) -> torch.Tensor:
+    """uint8 N x C x H x W -> float in `memory_format`, zero mean, unit variance per channel."""
     images = (images.float() - mean) * scale
-    return images.contiguous(memory_format=torch.channels_last)
+    return images.contiguous(memory_format=memory_format)
 
 
 def crop_and_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -411,6 +460,11 @@ def _autocast(device: str, recipe: Recipe) -> torch.autocast:
     on_cuda = device.startswith("cuda")
     enabled = recipe.cuda_bf16 if on_cuda else recipe.cpu_bf16
     return torch.autocast("cuda" if on_cuda else "cpu", torch.bfloat16, enabled=enabled)
+
+
+def _memory_format(recipe: Recipe) -> torch.memory_format:
+    """The layout of the model's weights and of every batch under `recipe`."""
+    return torch.channels_last if recipe.channels_last else torch.contiguous_format
 
 
 def _elapsed(start: float, device: str) -> float:
