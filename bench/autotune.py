@@ -111,6 +111,8 @@ def report_lines(record: dict) -> list[str]:
     if rows:
         net = statistics.median(row["net_s_per_trial"] for row in rows.values())
         verdict = "keep it on" if net > 0 else "turn it off (Recipe.cudnn_benchmark)"
+        if not record["device"].startswith("cuda"):
+            verdict = "no verdict: the mode does nothing on a CPU (a logic check only)"
         lines += ["", f"Median net per trial {net:+.1f} s: {verdict}.", ""]
     return lines
 

@@ -111,7 +111,9 @@ def report_lines(record: dict) -> list[str]:
             f"{row['trials_per_hour_training_only']:.0f} | {row['late_start_s']:.1f} s |"
         )
     if record.get("concurrency"):
-        lines += ["", f"Best: {best_count(record)} processes (fewest within 5% of the top).", ""]
+        best = best_count(record)
+        processes = "process" if best == 1 else "processes"
+        lines += ["", f"Best: {best} {processes} (the fewest within 5% of the top).", ""]
     return lines
 
 

@@ -44,7 +44,7 @@ def choose_workers(args, device: str) -> tuple[int, str]:
         return args.workers, "--workers"
     try:
         record = json.loads(Path(args.workers_from).read_text())
-        return best_count(record), f"best of {args.workers_from}"
+        return best_count(record), f"best of {Path(args.workers_from).name}"
     except (OSError, TypeError, ValueError, KeyError) as error:
         fallback = 4 if device.startswith("cuda") else 2
         return fallback, f"fallback ({type(error).__name__} reading --workers-from)"
