@@ -65,9 +65,10 @@ class Recipe:
     # against plain_channels_last, bench/results/throughput_cpu.md). Off keeps PyTorch's NCHW,
     # to compare the two on a GPU, where the faster one depends on cuDNN's kernels for them.
     channels_last: bool = True
-    # On CUDA, cuDNN times its kernels once per new input shape and keeps the fastest; a run sees
-    # two shapes (the training and the evaluation batch), so the timing pays for itself. Off
-    # for runs that must not depend on which kernel won the timing.
+    # On CUDA, cuDNN times its kernels once per new input shape and keeps the fastest; a run
+    # shows it two shapes (the training and the evaluation batch). Whether the timing pays for
+    # itself within one trial is what bench/autotune.py measures; off also suits runs that
+    # must not depend on which kernel won the timing.
     cudnn_benchmark: bool = True
 
     def batch_size_for(self, budget: Budget, split_size: int) -> int:
