@@ -53,16 +53,26 @@ def choose_workers(args, device: str) -> tuple[int, str]:
 def run_search(command: list[str], seconds: float) -> tuple[int, float]:
     """Run `command` for `seconds`, then interrupt it; (exit status, launch time)."""
     launched = time.time()
+    # A session of its own, so that the interrupt reaches only the starting process (which
+    # passes it on to its workers) and a stuck search can be killed as a whole.
     process = subprocess.Popen(command, start_new_session=True)
+
+    def kill_search(*_) -> None:  # bench/gpu.sh's time limit: leave no search running
+        os.killpg(process.pid, signal.SIGKILL)
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, kill_search)
     try:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)  # the starting process passes it to its workers
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return process.returncode, launched
 
 

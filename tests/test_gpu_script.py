@@ -154,3 +154,36 @@ def test_bad_options_are_refused_with_exit_2(tmp_path, options):
     assert result.returncode == 2
     assert result.stderr.startswith("error:") or result.stderr.startswith("usage:")
     assert not out.exists()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass  # ended meanwhile
+    return found
+
+
+def test_search_stage_cut_by_its_time_limit_leaves_no_search_running(tmp_path):
+    # The search runs in a session of its own; gpu.sh's `timeout` sends SIGTERM to the stage
+    # alone, which must take the search and its workers down with it.
+    stage = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "gpu_search.py"), "--device", "cpu", "--quick",
+         "--workers", "2", "--out", str(tmp_path / "out")],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_processes_mentioning(str(tmp_path))) < 3:
+        time.sleep(0.5)  # the stage, the search and at least one worker
+    assert len(_processes_mentioning(str(tmp_path))) >= 3
+    stage.terminate()
+    assert stage.wait(timeout=30) == 143
+    time.sleep(1)
+    assert _processes_mentioning(str(tmp_path)) == []
