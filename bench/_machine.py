@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shlex
 import sys
@@ -11,7 +12,19 @@ from pathlib import Path
 
 from nas._machine import machine
 
-__all__ = ["RESULTS", "bench_parser", "invocation", "machine", "ran_on", "write_results"]
+__all__ = [
+    "RESULTS",
+    "bench_parser",
+    "chosen_device",
+    "device_opening",
+    "device_run",
+    "device_tag",
+    "device_title",
+    "invocation",
+    "machine",
+    "ran_on",
+    "write_results",
+]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -76,3 +89,40 @@ def write_results(
     text = "\n".join(markdown_lines) + "\n"
     (folder / f"{name}.md").write_text(text)
     print(text)
+
+
+def chosen_device(parser: argparse.ArgumentParser, spec: str) -> str:
+    """`spec` ("cpu", "cuda", "cuda:N", "auto") as a device this machine has, else the
+    parser's one-line error."""
+    from nas.train import resolve_device  # loads torch, which --help does not need
+
+    try:
+        return resolve_device(spec)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def device_run(script: str, argv: Sequence[str] | None, device: str) -> dict:
+    """The opening of a device benchmark's record: its command, date, device and machine."""
+    return {
+        "command": invocation(script, argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "machine": machine(),
+    }
+
+
+def device_title(what: str, record: dict) -> str:
+    """A device benchmark's heading: WHAT on DEVICE (GPU or CPU model)."""
+    info = record["machine"]
+    return f"# {what} on {record['device']} ({info.get('gpu') or info['cpu']})"
+
+
+def device_opening(record: dict) -> str:
+    """How a device benchmark's report begins: "`COMMAND` on DATE, torch VERSION"."""
+    return f"`{record['command']}` on {record['date']}, torch {record['machine']['torch']}"
+
+
+def device_tag(device: str) -> str:
+    """The device as a file-name part: cpu, cuda, cuda1."""
+    return device.replace(":", "")

@@ -16,7 +16,6 @@ the default budget's images per trial.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
 import subprocess
@@ -30,10 +29,18 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import RESULTS, invocation, machine  # noqa: E402
+from bench._machine import (  # noqa: E402
+    RESULTS,
+    chosen_device,
+    device_opening,
+    device_run,
+    device_tag,
+    device_title,
+    write_results,
+)
 from bench.throughput import bench_recipe, load_or_synthesize  # noqa: E402
 from nas import build_model  # noqa: E402
-from nas.train import Budget, auto_budget, resolve_device, train  # noqa: E402
+from nas.train import Budget, auto_budget, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
@@ -91,12 +98,11 @@ def measure(args, device: str) -> dict:
 
 def report_lines(record: dict) -> list[str]:
     """The markdown of a record."""
-    info = record["machine"]
     rows = record.get("landmarks", {})
     lines = [
-        f"# cuDNN benchmark mode on {record['device']} ({info.get('gpu') or info['cpu']})",
+        device_title("cuDNN benchmark mode", record),
         "",
-        f"`{record['command']}` on {record['date']}, torch {info['torch']}; short calls of "
+        f"{device_opening(record)}; short calls of "
         f"{record['images']:,} training images and {record['val_images']:,} validation "
         f"images; a default trial trains {record.get('images_per_trial', 0):,} images.",
         "",
@@ -127,10 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown")
     parser.add_argument("--probe", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = chosen_device(parser, args.device)
     if args.images is None:
         args.images = 5_120 if device.startswith("cuda") else 1_024
     if args.quick and not args.probe:
@@ -142,21 +145,13 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     record = {
-        "command": invocation(__file__, sys.argv[1:] if argv is None else argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device,
-        "machine": machine(),
+        **device_run(__file__, argv, device),
         "images": args.images,
         "val_images": args.val_images,
         "cudnn": torch.backends.cudnn.version() if device.startswith("cuda") else None,
     }
     record.update(measure(args, device))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"autotune_{device.replace(':', '')}.json"
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
-    json_path.with_suffix(".md").write_text("\n".join(report_lines(record)))
-    print(f"wrote {json_path} and .md")
+    write_results(f"autotune_{device_tag(device)}", record, report_lines(record), args.out)
 
 
 if __name__ == "__main__":

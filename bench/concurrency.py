@@ -13,7 +13,6 @@ gives the latest start.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import subprocess
 import sys
@@ -23,10 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import RESULTS, invocation, machine  # noqa: E402
+from bench._machine import (  # noqa: E402
+    RESULTS,
+    chosen_device,
+    device_opening,
+    device_run,
+    device_tag,
+    device_title,
+    write_results,
+)
 from bench.throughput import bench_recipe, load_or_synthesize, ours  # noqa: E402
 from nas import build_model  # noqa: E402
-from nas.train import Budget, auto_budget, resolve_device, train  # noqa: E402
+from nas.train import Budget, auto_budget, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
@@ -92,11 +99,10 @@ def best_count(record: dict, tolerance: float = 0.05) -> int:
 
 def report_lines(record: dict) -> list[str]:
     """The markdown of a record (also of one cut short)."""
-    info = record["machine"]
     lines = [
-        f"# Trainers sharing {record['device']} ({info.get('gpu') or info['cpu']})",
+        device_title("Trainers sharing one device", record),
         "",
-        f"`{record['command']}` on {record['date']}, torch {info['torch']}; landmark "
+        f"{device_opening(record)}; landmark "
         f"{record['landmark']}, {record['precision']}; trials/hour counts training only, at "
         f"{record.get('images_per_trial', 0):,} images per trial (the default budget).",
         "",
@@ -132,10 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = chosen_device(parser, args.device)
     if args.images is None:
         args.images = 10_240 if device.startswith("cuda") else 2_048
     if args.quick and not args.worker:
@@ -144,25 +147,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         return worker(args, device)
 
-    record = {
-        "command": invocation(__file__, sys.argv[1:] if argv is None else argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device,
-        "machine": machine(),
-        "landmark": args.landmark,
-        "precision": args.precision,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"concurrency_{device.replace(':', '')}.json"
+    record = {**device_run(__file__, argv, device), "landmark": args.landmark}
+    record["precision"] = args.precision
+    name = f"concurrency_{device_tag(device)}"
+    json_path = Path(args.out) / f"{name}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
 
     def save(partial: dict) -> None:  # after every count, so a time limit keeps what finished
         json_path.write_text(json.dumps({**record, **partial}, indent=2) + "\n")
 
     record.update(measure(args, device, save))
-    save({})
-    json_path.with_suffix(".md").write_text("\n".join(report_lines(record)))
-    print(f"wrote {json_path} and .md")
+    write_results(name, record, report_lines(record), args.out)
 
 
 if __name__ == "__main__":

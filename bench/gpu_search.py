@@ -13,7 +13,6 @@ trial: first + 199 / rate. W comes from --workers, or from bench/concurrency.py'
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -29,10 +28,17 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import RESULTS, invocation, machine  # noqa: E402
+from bench._machine import (  # noqa: E402
+    RESULTS,
+    chosen_device,
+    device_opening,
+    device_run,
+    device_tag,
+    device_title,
+    write_results,
+)
 from bench.concurrency import best_count  # noqa: E402
 from nas.record import counts_toward_target, read_attr  # noqa: E402
-from nas.train import resolve_device  # noqa: E402
 
 TARGET = 200  # the default --trials
 STOP_GRACE_S = 30  # after the interrupt: workers record their trials and the summary prints
@@ -101,11 +107,11 @@ def report_lines(record: dict) -> list[str]:
     """The markdown of a record."""
     info, result = record["machine"], record.get("result", {})
     lines = [
-        f"# The default search on {record['device']} ({info.get('gpu') or info['cpu']})",
+        device_title("The default search", record),
         "",
         f"`{record['search']}` for {record['seconds']:.0f} s, then Ctrl-C; started by "
-        f"`{record['command']}` on {record['date']}, torch {info['torch']}, {info['cores']} "
-        f"cores; {record['workers']} workers ({record['workers_from']}).",
+        f"{device_opening(record)}, {info['cores']} cores; {record['workers']} workers "
+        f"({record['workers_from']}).",
         "",
         f"- finished trials: {result.get('finished', 0)} ({result.get('pruned', 0)} pruned), "
         f"exit status {record.get('exit_status')}",
@@ -135,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budget: checks the logic")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown")
     args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = chosen_device(parser, args.device)
     workers, workers_from = choose_workers(args, device)
     folder = tempfile.mkdtemp(prefix="nas-gpu-search-")
     storage = f"sqlite:///{folder}/studies.db"
@@ -150,11 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     print("running", " ".join(command), f"for {args.seconds:.0f} s", flush=True)
     status, launched = run_search(command, args.seconds)
     record = {
-        "command": invocation(__file__, sys.argv[1:] if argv is None else argv),
+        **device_run(__file__, argv, device),
         "search": "python " + " ".join(search),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device,
-        "machine": machine(),
         "seconds": args.seconds,
         "workers": workers,
         "workers_from": workers_from,
@@ -162,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "result": read_back(storage, "gpu", launched),
     }
     shutil.rmtree(folder, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"search_{device.replace(':', '')}.json"
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
-    json_path.with_suffix(".md").write_text("\n".join(report_lines(record)))
-    print("\n".join(report_lines(record)))
+    write_results(f"search_{device_tag(device)}", record, report_lines(record), args.out)
     # 0: reached its trials; 130: interrupted at the time limit, as planned.
     if status not in (0, 130) or not record["result"]["finished"]:
         print(f"error: the search exited {status} with {record['result']['finished']} trials")

@@ -22,7 +22,6 @@ Concurrent trainers sharing a device: bench/concurrency.py.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -39,10 +38,18 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import RESULTS, invocation, machine  # noqa: E402
+from bench._machine import (  # noqa: E402
+    RESULTS,
+    chosen_device,
+    device_opening,
+    device_run,
+    device_tag,
+    device_title,
+    write_results,
+)
 from nas import build_model, count_cost  # noqa: E402
 from nas.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E402
-from nas.train import DEFAULT_RECIPE, Budget, cpu_threads, resolve_device, train  # noqa: E402
+from nas.train import DEFAULT_RECIPE, Budget, cpu_threads, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
@@ -304,9 +311,9 @@ def report_lines(record: dict) -> list[str]:
     """The markdown of a record, also of one a time limit cut short (no summary yet)."""
     info = record["machine"]
     lines = [
-        f"# Training throughput on {record['device']} ({info.get('gpu') or info['cpu']})",
+        device_title("Training throughput", record),
         "",
-        f"`{record['command']}` on {record['date']}, torch {info['torch']}, "
+        f"{device_opening(record)}, "
         f"{info['cores']} cores available; data: {record.get('data', '-')}.",
         "",
     ]
@@ -372,10 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and markdown")
     parser.add_argument("--tag", default=None, help="file name suffix, default the device")
     args = parser.parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = chosen_device(parser, args.device)
     on_cuda = device.startswith("cuda")
     if args.precision is None:
         recipe_bf16 = DEFAULT_RECIPE.cuda_bf16 if on_cuda else DEFAULT_RECIPE.cpu_bf16
@@ -395,12 +399,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.landmarks == ",".join(LANDMARKS):
             args.landmarks = "xception,mobilenet"
 
-    arguments = sys.argv[1:] if argv is None else argv
-    record = {
-        "command": invocation(__file__, arguments),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": device,
-        "machine": {**machine(), "load_average_at_start": os.getloadavg()},
+    record = device_run(__file__, argv, device)
+    record["machine"]["load_average_at_start"] = os.getloadavg()
+    record |= {
         "settings": {
             "batch_size": DEFAULT_RECIPE.batch_size,
             "images_per_measurement": args.images,
@@ -409,18 +410,16 @@ def main(argv: list[str] | None = None) -> None:
             "landmarks": args.landmarks.split(","),
         },
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"throughput_{args.tag or device.replace(':', '')}.json"
+    name = f"throughput_{args.tag or device_tag(device)}"
+    json_path = Path(args.out) / f"{name}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
 
     def save(partial: dict) -> None:  # after every step, so a time limit keeps what finished
         json_path.write_text(json.dumps({**record, **partial}, indent=2) + "\n")
 
     data, data_note = load_or_synthesize(args.dataset, args.data_dir)
     record.update(compare(args, device, data, data_note, save))
-    save({})
-    json_path.with_suffix(".md").write_text("\n".join(report_lines(record)))
-    print(f"wrote {json_path} and .md")
+    write_results(name, record, report_lines(record), args.out)
 
 
 if __name__ == "__main__":
