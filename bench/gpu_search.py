@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -39,6 +40,7 @@ from bench._machine import (  # noqa: E402
 )
 from bench.concurrency import best_count  # noqa: E402
 from nas.record import counts_toward_target, read_attr  # noqa: E402
+from nas.storage import StorageError, load_study  # noqa: E402
 
 TARGET = 200  # the default --trials
 STOP_GRACE_S = 30  # after the interrupt: workers record their trials and the summary prints
@@ -56,8 +58,14 @@ def choose_workers(args, device: str) -> tuple[int, str]:
         return fallback, f"fallback ({type(error).__name__} reading --workers-from)"
 
 
-def run_search(command: list[str], seconds: float) -> tuple[int, float]:
-    """Run `command` for `seconds`, then interrupt it; (exit status, launch time)."""
+def run_search(
+    command: list[str], seconds: float, finished=lambda: 0, at_least: int = 0
+) -> tuple[int, float]:
+    """Run `command` for `seconds`, then interrupt it; (exit status, launch time).
+
+    With `at_least`, the run goes on (up to 3x `seconds`) until `finished()` counts that many
+    finished trials: a rehearsal on a busy CPU still gets a rate to extrapolate.
+    """
     launched = time.time()
     # A session of its own, so that the interrupt reaches only the starting process (which
     # passes it on to its workers) and a stuck search can be killed as a whole.
@@ -71,6 +79,10 @@ def run_search(command: list[str], seconds: float) -> tuple[int, float]:
     try:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
+        while finished() < at_least and time.time() < launched + 3 * seconds:
+            if process.poll() is not None:
+                break
+            time.sleep(2.0)
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=STOP_GRACE_S)
@@ -80,6 +92,15 @@ def run_search(command: list[str], seconds: float) -> tuple[int, float]:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return process.returncode, launched
+
+
+def finished_trials(storage: str, study: str) -> int:
+    """Trials of `study` that count toward its target so far (0 before it exists)."""
+    try:  # read-only: never creates the file the search is about to make
+        loaded = load_study(storage, study)
+    except StorageError:  # not created yet
+        return 0
+    return sum(counts_toward_target(trial) for trial in loaded.get_trials(deepcopy=False))
 
 
 def read_back(storage: str, study: str, launched: float) -> dict:
@@ -151,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds = min(args.seconds, 40.0)
     command = [sys.executable, *search, "--storage", storage, "--study", "gpu"]
     print("running", " ".join(command), f"for {args.seconds:.0f} s", flush=True)
-    status, launched = run_search(command, args.seconds)
+    at_least = 2 if args.quick else 0
+    status, launched = run_search(
+        command, args.seconds, partial(finished_trials, storage, "gpu"), at_least
+    )
     record = {
         **device_run(__file__, argv, device),
         "search": "python " + " ".join(search),
