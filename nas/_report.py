@@ -49,6 +49,11 @@ def study_hypervolume(trials) -> float:
 WIDTH = 100  # columns every line the search prints fits (the terminal's, when narrower)
 
 
+def fit_width(text: str) -> str:
+    """A note in lines of at most WIDTH columns, the lines after the first indented by two."""
+    return textwrap.fill(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+
+
 def eta_seconds(durations: Sequence[float], remaining: int, workers: int) -> float | None:
     """Seconds until the study holds its target: the remaining trials at the median duration
     of the trials this run finished, shared among the workers; None before any finished.
@@ -183,7 +188,8 @@ class Progress:
         self._draw()
 
     def note(self, text: str) -> None:
-        """A line of its own, above the bar when there is one."""
+        """A note of its own, above the bar when there is one."""
+        text = fit_width(text)
         if self.bar is not None:
             tqdm.write(text, file=self.stream)
         else:
@@ -236,6 +242,8 @@ class Progress:
 class _Bar(tqdm):
     """A tqdm bar with one more field for its format, `{stats}`: our text after the bar (tqdm's
     own `{postfix}` starts with a comma, and its rate-based `{remaining}` is the unstable ETA)."""
+
+    monitor_interval = 0  # no watcher thread: we redraw it ourselves
 
     def __init__(self, *args, stats: str = "", **kwargs) -> None:
         self.stats = stats  # before tqdm's constructor, which draws the bar
