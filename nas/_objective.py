@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -52,6 +53,8 @@ class Objective:
     pruner: DominancePruner
     max_mmacs: float | None = None
     landmark_names: dict[str, str] | None = None  # arch string -> landmark name
+    # Called with (trial number, epochs trained) after each epoch: the search's progress bar.
+    on_epoch_end: Callable[[int, int], None] | None = None
     # Seconds spent in this process outside training/evaluation, per trial (for benchmarks).
     overhead_seconds: float = 0.0
     work_seconds: float = 0.0
@@ -134,6 +137,8 @@ class Objective:
             curve.append(accuracy)
             # Stored every epoch so a pruned or interrupted trial keeps its curve.
             store(trial.set_user_attr, val_acc_curve=curve)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(trial.number, len(curve))
             return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
 
         train_start = time.perf_counter()

@@ -1,8 +1,9 @@
 """Running a search's trials: in this process, or in `--workers` processes of the same command.
 
-With one worker the trials run here, with a progress line after each. With more, this process
-starts that many copies of its own command line (each told its index), each pinned to its
-share of the cores, and reports the study's progress while they run; they share nothing but
+With one worker the trials run here and report each epoch and each trial to the progress
+display (nas._report). With more, this process starts that many copies of its own command
+line (each told its index), each pinned to its share of the cores, and reports the study's
+progress while they run, read from the storage every few seconds; they share nothing but
 the storage (nas._worker's loop keeps them apart). Either way the run ends with the Pareto
 front, unless the database was lost.
 """
@@ -54,29 +55,41 @@ def run_search(study: optuna.Study, storage, settings: RunSettings, data: Datase
     database stayed away, EXIT_NO_PROGRESS when trials kept failing or being skipped, or the
     first failed worker's status.
     """
-    progress = Progress(study, settings.trials)
+    progress = Progress(
+        study, settings.trials, workers=settings.workers, epochs=settings.budget.epochs
+    )
     print(
-        f"study {study.study_name!r} in {redact(settings.storage_url)}: space "
-        f"{settings.space.name}, dataset {settings.dataset}, budget {settings.budget} (batch "
-        f"{settings.batch_size(data)}) per trial on {settings.device}, sampler "
-        f"{settings.sampler}, {settings.workers} worker(s); "
-        f"{progress.done()}/{settings.trials} trials already done",
+        f"study {study.study_name!r} in {redact(settings.storage_url)}: "
+        f"{progress.done()}/{settings.trials} trials already done\n"
+        f"  space {settings.space.name}, dataset {settings.dataset}, sampler {settings.sampler}, "
+        f"{settings.workers} worker(s)\n"
+        f"  budget {settings.budget} (batch {settings.batch_size(data)}) per trial on "
+        f"{settings.device}",
         file=sys.stderr,
     )
     start = time.monotonic()
     try:
-        if settings.workers == 1:
-            run_trials_here(
-                study.study_name, storage, settings, data, lambda *_: progress.report()
-            )
-            status = 0
-        else:
-            status = _run_worker_processes(settings, progress)
+        try:
+            progress.begin()
+            if settings.workers == 1:
+                run_trials_here(
+                    study.study_name,
+                    storage,
+                    settings,
+                    data,
+                    on_trial_end=lambda *_: progress.report(),
+                    on_epoch_end=progress.epoch_done,
+                )
+                status = 0
+            else:
+                status = _run_worker_processes(settings, progress)
+        finally:
+            progress.close()  # what follows goes below the bar
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
         print(
-            "\ninterrupted: the running trial is marked failed and enqueued again; rerun the "
-            "same command to redo it and continue",
+            "\ninterrupted: the running trial is marked failed and enqueued again;\n"
+            "  rerun the same command to redo it and continue",
             file=sys.stderr,
         )
     except NoProgress as error:
@@ -120,7 +133,12 @@ def run_worker(storage, settings: RunSettings, data: Dataset) -> int:
 
 
 def run_trials_here(
-    study_name: str, storage, settings: RunSettings, data: Dataset, on_trial_end=None
+    study_name: str,
+    storage,
+    settings: RunSettings,
+    data: Dataset,
+    on_trial_end=None,
+    on_epoch_end=None,
 ) -> Objective:
     """Run trials of the study in this process until it holds its target; the objective used.
 
@@ -130,12 +148,14 @@ def run_trials_here(
         settings: the run's settings (worker 0 unless `settings.worker_index` says otherwise).
         data: the loaded dataset.
         on_trial_end: called with (trial number, state) after each trial.
+        on_epoch_end: called with (trial number, epochs trained) after each epoch.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=study_name, storage=storage, sampler=make_sampler(settings)
     )
     objective = make_objective(settings, data)
+    objective.on_epoch_end = on_epoch_end
     run_trials(
         study,
         objective,
@@ -224,10 +244,9 @@ def _run_worker_processes(settings: RunSettings, progress: Progress) -> int:
                 code = child.poll()
                 if code is not None and code < 0 and i not in killed:
                     killed.add(i)
-                    print(
+                    progress.note(
                         f"note: worker {i} (pid {child.pid}) was killed by signal {-code}; "
-                        "the others retry its trial",
-                        file=sys.stderr,
+                        "the others retry its trial"
                     )
             if all(child.returncode is not None for child in children):
                 break

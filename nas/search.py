@@ -28,6 +28,7 @@ from nas._cli import (
     refusing_bad_input,
     whole_number_at_least,
 )
+from nas._report import fit_width
 from nas._settings import OBJECTIVES, SAMPLERS, WORKER_INDEX_OPTION, RunSettings, resume_notes
 from nas._stops import (
     EXIT_INTERRUPTED,
@@ -183,7 +184,7 @@ def _open_study(storage, settings: RunSettings, data: Dataset) -> optuna.Study:
     if not created:
         check_compatible(study, attrs)
         for note in resume_notes(study.study_name, study.user_attrs, attrs):
-            print(note, file=sys.stderr)
+            print(fit_width(note), file=sys.stderr)
     return study
 
 

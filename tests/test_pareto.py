@@ -11,7 +11,7 @@ from optuna.trial import TrialState, create_trial
 
 from dashboard.data import hypervolume_series, trials_frame
 from dashboard.storage import StudyInfo
-from nas._report import Progress, front_table, summary
+from nas._report import ARCH_INDENT, Progress, front_table, summary
 from nas.pareto import (
     cost_score,
     distinct_front,
@@ -149,7 +149,11 @@ def test_report_and_dashboard_show_the_same_front_with_duplicates():
     info = StudyInfo("dups", ("maximize", "minimize"), ("val_acc", "macs"), {})
     frame = trials_frame(info, trials)
     on_dashboard = frame.loc[frame["pareto_macs"], "number"].tolist()
-    table = front_table(trials).splitlines()[1:]
+    # A row of numbers per trial; its arch string follows on indented lines of its own.
+    lines = front_table(trials).splitlines()[1:]
+    table = [line for line in lines if not line.startswith(" " * ARCH_INDENT)]
+    arch_below = {int(row.split()[0]): lines[lines.index(row) + 1].strip() for row in table}
+    assert arch_below == {0: "a", 1: "b", 3: "d", 4: "b", 5: "d"}
     in_table = [int(row.split()[0]) for row in table]
     assert sorted(in_table) == sorted(on_dashboard) == [0, 1, 3, 4, 5]
     assert "(duplicate of trial 1)" in table[in_table.index(4)]
