@@ -303,7 +303,7 @@ def build_parser() -> OneLineParser:
     add_device_option(parser)
     add_seed_option(parser)
     add_output_options(
-        parser, "fidelity_runs.jsonl", "fidelity.json", "the same table as Markdown (.md)"
+        parser, "fidelity_runs.jsonl", "fidelity.json", "its table as Markdown (.md)"
     )
     # The log's name before it was --runs, as in nas.findings: old commands still work.
     parser.add_argument(
