@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import nas
 import search_spaces
 from nas.storage import DEFAULT_STORAGE
 
@@ -81,12 +82,13 @@ def check_writable(path: Path, option: str, *, makes_folder: bool = False) -> No
 
 
 def package_version() -> str:
-    """The installed nas-spectrum's version; a plain statement when it is not installed (a
-    source tree run through PYTHONPATH has no package metadata)."""
+    """The installed nas-spectrum's version, as pip reports it; nas.__version__ (which the
+    package metadata is built from) when it is not installed, e.g. a source tree run through
+    PYTHONPATH."""
     try:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        return f"unknown ({DISTRIBUTION} is not installed)"
+        return nas.__version__
 
 
 def missing_extra(what: str, extra: str) -> str:

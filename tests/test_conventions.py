@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 import dashboard.__main__ as dashboard_main
-from nas import _cli, export, fidelity, findings, inspect, search, storage
+import nas
+from nas import _cli, findings, inspect, search, storage
+from tests.test_cli import PARSERS as COMMAND_PARSERS
 from tests.test_export import make_study
 
 try:
@@ -24,7 +27,8 @@ except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
     import tomli as tomllib
 
 ROOT = Path(__file__).parent.parent
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT, TOOL = PYPROJECT["project"], PYPROJECT["tool"]
 SCRIPTS = PROJECT["scripts"]
 # Each console script and the module `python -m` runs for the same command.
 MODULES = {
@@ -35,14 +39,7 @@ MODULES = {
     "nas-findings": "nas.findings",
     "nas-dashboard": "dashboard",
 }
-PARSERS = {
-    "nas.search": search.build_parser,
-    "nas.export": export.build_parser,
-    "nas.inspect": inspect.build_parser,
-    "nas.fidelity": fidelity.build_parser,
-    "nas.findings": findings.build_parser,
-    "dashboard": dashboard_main.build_parser,
-}
+PARSERS = {**COMMAND_PARSERS, "dashboard": dashboard_main.build_parser}
 ONNX_LINE = "error: --onnx needs the onnx extra: pip install 'nas-spectrum[onnx]'"
 POSTGRES_EXTRA = (
     "a PostgreSQL storage needs the postgres extra: pip install 'nas-spectrum[postgres]'"
@@ -114,7 +111,7 @@ def test_a_console_script_answers_version_and_help(script):
     assert result.returncode == 0, result.stderr
     version_line, *help_lines, answers = result.stdout.splitlines()
     assert json.loads(answers) == {"--version": 0, "--help": 0}
-    assert version_line == f"{script} {PROJECT['version']}"
+    assert version_line == f"{script} {nas.__version__}"
     assert help_lines[0].startswith(f"usage: {script} ")
 
 
@@ -122,7 +119,7 @@ def test_a_console_script_answers_version_and_help(script):
 def test_python_m_gives_the_same_version(script, tmp_path):
     result = python("-m", MODULES[script], "--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{script} {PROJECT['version']}\n"
+    assert result.stdout == f"{script} {nas.__version__}\n"
     assert not list(tmp_path.iterdir())
 
 
@@ -136,17 +133,27 @@ def test_the_installed_script_runs(script, tmp_path):
         [installed, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{script} {PROJECT['version']}\n"
+    assert result.stdout == f"{script} {nas.__version__}\n"
 
 
-def test_the_version_without_package_metadata_says_so(monkeypatch):
+def test_the_version_has_one_home():
+    # The package metadata is built from nas.__version__, which studies record too.
+    assert "version" not in PROJECT and PROJECT["dynamic"] == ["version"]
+    assert TOOL["setuptools"]["dynamic"]["version"] == {"attr": "nas.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", nas.__version__)
+
+
+def test_the_version_without_package_metadata_is_the_source_trees(monkeypatch):
+    asked = []
+
     def not_installed(name):
+        asked.append(name)
         raise _cli.importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(_cli.importlib.metadata, "version", not_installed)
-    assert _cli.package_version() == "unknown (nas-spectrum is not installed)"
+    monkeypatch.setattr(nas, "__version__", "9.8.7")
     version = search.build_parser()._option_string_actions["--version"].version
-    assert version == "nas-search unknown (nas-spectrum is not installed)"
+    assert version == "nas-search 9.8.7" and asked == ["nas-spectrum"]
 
 
 # --- help and errors ----------------------------------------------------------------------------
