@@ -64,7 +64,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", default="bench/results/fidelity_runs.jsonl")
+    # The repository's log (nas.fidelity writes it when given --runs with this path).
+    parser.add_argument(
+        "--runs",
+        "--results",
+        default="bench/results/fidelity_runs.jsonl",
+        help="the JSON-lines log of nas.fidelity's runs; --results is its old name",
+    )
     parser.add_argument("--name", default="fidelity_budgets", help="results file name")
     args = parser.parse_args()
 
@@ -72,7 +78,7 @@ def main() -> None:
 
     candidates = [parse_candidate(text) for text in args.budgets]
     long = str(Budget.parse(args.long_budget))
-    log = Path(args.results)
+    log = Path(args.runs)
     data = load_dataset(args.dataset)
     split_size = len(data.train_x)
     labels = [candidate_label(budget, changes, split_size) for budget, changes in candidates]
@@ -164,13 +170,13 @@ def check_long_runs(
     if before_training:
         print(
             f"note: {len(missing)} architectures have no {long} run in {log} yet; "
-            "the ranking needs them (python -m nas.fidelity)",
+            f"the ranking needs them (python -m nas.fidelity --runs {log})",
             file=sys.stderr,
         )
         return
     print(
         f"error: no {long} run for {', '.join(missing)} in {log}; "
-        "run `python -m nas.fidelity` to finish them, then this again",
+        f"run `python -m nas.fidelity --runs {log}` to finish them, then this again",
         file=sys.stderr,
     )
     sys.exit(2)

@@ -1,4 +1,5 @@
-"""`python -m dashboard [--storage URL] [--host H] [--port P]`: serve the dashboard."""
+"""`python -m dashboard [--storage URL] [--host H] [--port P]` (or `nas-dashboard`): serve the
+dashboard."""
 
 from __future__ import annotations
 
@@ -13,19 +14,31 @@ from nas._cli import OneLineParser, add_storage_option, fail, port_number, posit
 from nas.storage import INVALID, OK, check_storage, redact
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m dashboard",
+        module="dashboard",
+        script="nas-dashboard",
         description="Browse the Pareto fronts of stored searches (reads the storage only).",
     )
     add_storage_option(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
-    parser.add_argument("--port", type=port_number, default=8050, help="port to serve on")
     parser.add_argument(
-        "--poll", type=positive_seconds, default=5.0, help="seconds between checks for new trials"
+        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=port_number, default=8050, help="port to serve on (default 8050)"
+    )
+    parser.add_argument(
+        "--poll",
+        type=positive_seconds,
+        default=5.0,
+        help="seconds between checks for new trials (default 5)",
     )
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (reloader off)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
-"""What every command line of ours shares: one-line errors with exit status 2, and the options
-several commands take (each written once here, with one help text and one default).
+"""What every command line of ours shares: one-line errors with exit status 2, `--version`,
+the name a command goes by (`nas-search` or `python -m nas.search`), the message for a missing
+optional extra, and the options several commands take (each written once here, with one help
+text and one default).
 
 Torch stays out of this module: building a parser must not load it, so that `--help` and a
 usage error answer at once.
@@ -8,6 +10,7 @@ usage error answer at once.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import math
 import os
 import sys
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import nas
 import search_spaces
 from nas.storage import DEFAULT_STORAGE
 
@@ -22,6 +26,11 @@ if TYPE_CHECKING:
     from nas.train import Budget
 
 EXIT_BAD_INPUT = 2
+# The distribution whose metadata holds the version (pyproject.toml is its one home).
+DISTRIBUTION = "nas-spectrum"
+# Where the experiment commands write by default: a folder under the one they are started in,
+# never a path inside the repository or the installed package.
+RESULTS_FOLDER = "results"
 DEFAULT_DATASET = "fashion_mnist"
 DEFAULT_SPACE = "inception_to_xception"
 
@@ -72,8 +81,41 @@ def check_writable(path: Path, option: str, *, makes_folder: bool = False) -> No
         raise ValueError(f"{option} {path} cannot be written here: name another file")
 
 
+def package_version() -> str:
+    """The installed nas-spectrum's version, as pip reports it; nas.__version__ (which the
+    package metadata is built from) when it is not installed, e.g. a source tree run through
+    PYTHONPATH."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return nas.__version__
+
+
+def missing_extra(what: str, extra: str) -> str:
+    """The one-line refusal of an option whose optional dependencies are not installed."""
+    return f"{what} needs the {extra} extra: pip install '{DISTRIBUTION}[{extra}]'"
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line (no usage dump), exit status 2."""
+    """An ArgumentParser whose usage errors are one line (no usage dump), exit status 2, with
+    `--version`.
+
+    Args:
+        module: the module `python -m` runs, e.g. "nas.search".
+        script: the console script of the same command, e.g. "nas-search"; the usage and the
+            errors name whichever of the two was typed.
+        **options: what argparse.ArgumentParser takes besides `prog`.
+    """
+
+    def __init__(self, *, module: str, script: str, **options) -> None:
+        typed = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+        super().__init__(prog=script if typed == script else f"python -m {module}", **options)
+        self.add_argument(
+            "--version",
+            action="version",
+            version=f"{script} {package_version()}",
+            help="print the version and exit",
+        )
 
     def error(self, message: str) -> NoReturn:
         sys.exit(fail(f"{message} (see {self.prog} --help)"))
@@ -127,7 +169,8 @@ def add_storage_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL, e.g. postgresql://user@host/db (default {DEFAULT_STORAGE})",
+        help="Optuna storage URL: sqlite:///FILE, or postgresql+psycopg://user@host/db with the "
+        f"postgres extra installed (default {DEFAULT_STORAGE})",
     )
 
 
@@ -162,6 +205,34 @@ def add_dataset_option(parser: argparse.ArgumentParser, *, only_known: bool = Fa
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+
+
+def add_output_options(
+    parser: argparse.ArgumentParser, runs_name: str, out_name: str, out_also: str
+) -> None:
+    """--runs (the resumable log of finished training runs) and --out (the report), both
+    under RESULTS_FOLDER of the current folder unless named.
+
+    Args:
+        parser: the command's parser.
+        runs_name: the log's default file name.
+        out_name: the report's default file name.
+        out_also: what is written beside the report, for the help text.
+    """
+    runs = f"{RESULTS_FOLDER}/{runs_name}"
+    parser.add_argument(
+        "--runs",
+        default=runs,
+        help="JSON-lines log of finished training runs, appended to as each one ends, so a "
+        f"rerun resumes where an interrupted one stopped (default {runs}, in the current "
+        "folder)",
+    )
+    out = f"{RESULTS_FOLDER}/{out_name}"
+    parser.add_argument(
+        "--out",
+        default=out,
+        help=f"the report, with {out_also} beside it (default {out}, in the current folder)",
+    )
 
 
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:

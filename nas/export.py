@@ -44,6 +44,7 @@ from nas._cli import (
     add_storage_option,
     add_study_option,
     fail,
+    missing_extra,
 )
 from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
 from nas.record import TrialRecord, trial_accuracy
@@ -184,7 +185,8 @@ def provenance_of(study: optuna.Study, trial: FrozenTrial, pick: str | None = No
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m nas.export",
+        module="nas.export",
+        script="nas-export",
         description="Write a searched architecture as one standalone PyTorch file.",
     )
     add_study_option(parser, required=True)
@@ -196,7 +198,11 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--max-mmacs", type=float, help="with --pick: cost ceiling, million MACs")
     parser.add_argument("--out", default="model.py", help="file to write (default model.py)")
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    parser.add_argument("--onnx", default=None, help="also write the model as this ONNX file")
+    parser.add_argument(
+        "--onnx",
+        default=None,
+        help="also write the model as this ONNX file (needs the onnx extra)",
+    )
     parser.add_argument(
         "--train-epochs",
         type=int,
@@ -320,6 +326,7 @@ def _checked_outputs(args: argparse.Namespace) -> dict[str, Path]:
     if args.train_epochs is not None:
         outputs["weights"] = Path(args.weights or Path(args.out).with_suffix(".pt"))
     if args.onnx is not None:
+        _require_onnx()
         outputs["onnx"] = Path(args.onnx)
     if len({path.resolve() for path in outputs.values()}) < len(outputs):
         raise ValueError("--out, --weights and --onnx must name different files")
@@ -331,6 +338,15 @@ def _checked_outputs(args: argparse.Namespace) -> dict[str, Path]:
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists: refusing to overwrite it (add --force)")
     return outputs
+
+
+def _require_onnx() -> None:
+    """Refuse --onnx before any work when the onnx package (the onnx extra) is missing: torch's
+    exporter needs it, and says so only in a traceback after training."""
+    try:
+        import onnx  # noqa: F401  (imported only to see that it is there: it is slow to load)
+    except ImportError:
+        raise ValueError(missing_extra("--onnx", "onnx")) from None
 
 
 def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):

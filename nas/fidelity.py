@@ -6,11 +6,13 @@ tau and Spearman rho between the two rankings by validation accuracy, next to th
 ranking by MACs alone (on NAS-Bench-201, FLOPs alone give Kendall tau about 0.58).
 
 Every finished run is appended to a JSON-lines file at once, so an interrupted run resumes
-where it stopped: `--results` names it (default bench/results/fidelity_runs.jsonl).
+where it stopped: `--runs` names it (default results/fidelity_runs.jsonl in the current folder;
+`--results` is its old name, still taken).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -26,6 +28,7 @@ from nas._cli import (
     add_budget_option,
     add_dataset_options,
     add_device_option,
+    add_output_options,
     add_seed_option,
     add_space_option,
     check_writable,
@@ -280,7 +283,9 @@ def markdown_report(summary: dict) -> str:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="python -m nas.fidelity", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        module="nas.fidelity", script="nas-fidelity", description=__doc__.splitlines()[0]
+    )
     add_space_option(parser)
     add_dataset_options(parser)
     parser.add_argument(
@@ -297,8 +302,13 @@ def build_parser() -> OneLineParser:
     )
     add_device_option(parser)
     add_seed_option(parser)
-    parser.add_argument("--results", default="bench/results/fidelity_runs.jsonl")
-    parser.add_argument("--out", default="bench/results/fidelity.json")
+    add_output_options(
+        parser, "fidelity_runs.jsonl", "fidelity.json", "its table as Markdown (.md)"
+    )
+    # The log's name before it was --runs, as in nas.findings: old commands still work.
+    parser.add_argument(
+        "--results", dest="runs", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     return parser
 
 
@@ -322,9 +332,9 @@ def _run(args) -> int:
     if long_images < 10 * short_images:
         raise ValueError(f"--long-budget {long} must be at least 10x the proxy budget {short}")
     archs = sample_archs(args.space, args.archs, args.seed)
-    results_path, out = Path(args.results), Path(args.out)
-    check_writable(results_path, "--results", makes_folder=True)
-    # The report may go to the folder the runs' log creates (both default to bench/results/).
+    results_path, out = Path(args.runs), Path(args.out)
+    check_writable(results_path, "--runs", makes_folder=True)
+    # The report may go to the folder the runs' log creates (both default to results/).
     check_writable(out, "--out", makes_folder=out.parent == results_path.parent)
     read_runs(results_path, RUN_KEYS)  # refuses another file before the dataset loads
     data = load_dataset(args.dataset, args.data_dir)

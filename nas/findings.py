@@ -1,7 +1,7 @@
 """`python -m nas.findings`: the Inception and Xception papers' claims, measured on your data.
 
 Runs five small experiments at a stated budget, with several seeds each, and writes a Markdown
-report (default docs/findings.md):
+report (default results/findings.md in the current folder):
 
 1. the spectrum: accuracy, MACs and latency against segments, 1 (normal) .. one per channel;
 2. factorization: a 5x5 against two stacked 3x3 (cost exactly 18/25; accuracy measured);
@@ -32,6 +32,7 @@ from nas._cli import (
     add_budget_option,
     add_dataset_options,
     add_device_option,
+    add_output_options,
     check_writable,
     device_and_budget,
     fail,
@@ -119,13 +120,19 @@ def run_key(arch: Arch, budget: str, seed: int, dataset: str, batch_size: int) -
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="python -m nas.findings", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        module="nas.findings", script="nas-findings", description=__doc__.splitlines()[0]
+    )
     add_dataset_options(parser)
-    parser.add_argument("--seeds", type=whole_number_at_least(1), default=3)
+    parser.add_argument(
+        "--seeds",
+        type=whole_number_at_least(1),
+        default=3,
+        help="training runs of each design, seeded 0, 1, ... (default 3)",
+    )
     add_budget_option(parser)
     add_device_option(parser)
-    parser.add_argument("--runs", default="bench/results/findings_runs.jsonl")
-    parser.add_argument("--out", default="docs/findings.md")
+    add_output_options(parser, "findings_runs.jsonl", "findings.md", "its data as JSON (.json)")
     parser.add_argument(
         "--only",
         default=None,

@@ -69,7 +69,8 @@ def format_table(info: dict) -> str:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m nas.inspect",
+        module="nas.inspect",
+        script="nas-inspect",
         description="Print an architecture's per-block cost (MACs, params) and decoupling.",
     )
     parser.add_argument("arch", help="a landmark name (e.g. xception) or an architecture string")

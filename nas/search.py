@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m nas.search",
+        module="nas.search",
+        script="nas-search",
         description="Search the spectrum from normal convolution to Xception: maximize "
         "validation accuracy, minimize MACs (multiply-accumulates).",
         epilog=f"exit status: 0 done; {EXIT_BAD_INPUT} bad input (nothing created); "

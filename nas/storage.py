@@ -210,7 +210,7 @@ def check_storage(url: str) -> StorageStatus:
             if studies.scalar() == 0:
                 return StorageStatus(EMPTY, f"{where} holds no study yet", tables)
     except ImportError as error:
-        return StorageStatus(INVALID, f"no database driver for {redact(url)}: {error}")
+        return StorageStatus(INVALID, _no_driver(url, error))
     except sqlalchemy.exc.SQLAlchemyError as error:
         return StorageStatus(INVALID, _cannot("read", where, url, error))
     finally:
@@ -334,10 +334,35 @@ def _reason(error: BaseException) -> str:
 def _cannot(verb: str, where: str, url: str, error: BaseException) -> str:
     """One line: cannot `verb` `where`, why, and (for a database server) what to do."""
 
+    missing = _import_error(error)
+    if missing is not None:
+        return _no_driver(url, missing)
     message = f"cannot {verb} {where}: {_reason(error)}"
     if not url.startswith("sqlite") and _connection_failed(error):
         message += f"; {HOW_TO_REACH}"
     return message
+
+
+def _import_error(error: BaseException | None) -> ImportError | None:
+    """The deepest ImportError behind `error` (Optuna wraps the driver's own in one)."""
+    found = None
+    while error is not None:
+        found = error if isinstance(error, ImportError) else found
+        error = error.__cause__ or error.__context__
+    return found
+
+
+def _no_driver(url: str, error: ImportError) -> str:
+    """One line for a URL whose database driver is not installed: what to install."""
+    from nas._cli import missing_extra  # nas._cli imports this module: no cycle when run
+
+    message = f"no database driver for {redact(url)} ({_first_line(error)})"
+    if not url.startswith("postgresql"):
+        return f"{message}: install the driver the URL names"
+    extra = missing_extra("a PostgreSQL storage", "postgres")
+    if error.name == "psycopg2":  # SQLAlchemy 2.0's driver for a bare postgresql:// URL
+        return f"{message}: write the URL as postgresql+psycopg://...; {extra}"
+    return f"{message}: {extra}"
 
 
 def _connection_failed(error: BaseException) -> bool:

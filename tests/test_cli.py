@@ -1,4 +1,7 @@
-"""The shared command-line options: names, defaults and help texts of all six parsers."""
+"""The shared command-line options: names, defaults and help texts of all six parsers.
+
+What every command does alike (console scripts, --version, help on every option, one-line
+errors, missing extras, where outputs go) is tested in test_conventions.py."""
 
 from __future__ import annotations
 
@@ -125,8 +128,8 @@ def test_parsers_keep_their_option_names_and_defaults():
                 long_budget=None,
                 device="auto",
                 seed=0,
-                results="bench/results/fidelity_runs.jsonl",
-                out="bench/results/fidelity.json",
+                runs="results/fidelity_runs.jsonl",
+                out="results/fidelity.json",
             ),
         ),
         "nas.findings": (
@@ -137,8 +140,8 @@ def test_parsers_keep_their_option_names_and_defaults():
                 seeds=3,
                 budget="auto",
                 device="auto",
-                runs="bench/results/findings_runs.jsonl",
-                out="docs/findings.md",
+                runs="results/findings_runs.jsonl",
+                out="results/findings.md",
                 only=None,
             ),
         ),

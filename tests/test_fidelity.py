@@ -38,8 +38,8 @@ def test_sample_is_seeded_landmarks_first_and_distinct():
     assert first[0][0] == "normal" and len({arch for _, arch in first}) == len(first) == 12
 
 
-def test_fidelity_runs_resume_and_report(tmp_path, capsys):
-    results, out = tmp_path / "runs.jsonl", tmp_path / "fidelity.json"
+def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the log and the report default to results/ in this folder
     argv = [
         "--dataset",
         "digits",
@@ -49,14 +49,17 @@ def test_fidelity_runs_resume_and_report(tmp_path, capsys):
         "1x300",
         "--long-budget",
         "10x300",
-        "--results",
-        str(results),
-        "--out",
-        str(out),
         "--device",
         "cpu",
     ]
     assert main(argv) == 0
+    results, out = tmp_path / "results/fidelity_runs.jsonl", tmp_path / "results/fidelity.json"
+    assert sorted(path.name for path in out.parent.iterdir()) == [
+        "fidelity.json",
+        "fidelity.md",
+        "fidelity_runs.jsonl",
+    ]
+    assert [path.name for path in tmp_path.iterdir()] == ["results"]
     summary = json.loads(out.read_text())
     assert summary["architectures"] == 8
     assert -1 <= summary["proxy_kendall_tau"] <= 1
@@ -67,7 +70,8 @@ def test_fidelity_runs_resume_and_report(tmp_path, capsys):
     assert sum(line.startswith("| normal |") for line in table.splitlines()) == 1
     assert table.count("`stem") == 8
     assert "16 to train" in capsys.readouterr().err
-    assert main(argv) == 0  # everything is stored: nothing trains again
+    # Everything is stored: nothing trains again (the log named by --runs' old name).
+    assert main([*argv, "--results", str(results), "--out", str(tmp_path / "again.json")]) == 0
     err = capsys.readouterr().err
     assert "[1/" not in err and "16 runs already in" in err and "0 to train" in err
 
@@ -90,7 +94,7 @@ def test_long_budget_must_be_ten_times_longer(tmp_path, capsys):
             "2x300",
             "--long-budget",
             "3x300",
-            "--results",
+            "--runs",
             str(tmp_path / "r.jsonl"),
             "--out",
             str(tmp_path / "o.json"),
@@ -146,7 +150,7 @@ def refused(argv: list[str], capsys) -> str:
 
 
 def test_an_unknown_space_creates_no_results_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # the default --results and --out lie under bench/results/
+    monkeypatch.chdir(tmp_path)  # the default --runs and --out lie under results/
     error = refused([*TINY_RUN, "--space", "nope"], capsys)
     assert "unknown search space 'nope'" in error
     assert not list(tmp_path.iterdir())
@@ -155,7 +159,7 @@ def test_an_unknown_space_creates_no_results_folder(tmp_path, monkeypatch, capsy
 def test_a_missing_out_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "runs.jsonl"
-    error = refused([*TINY_RUN, "--results", str(results), "--out", "nodir/f.json"], capsys)
+    error = refused([*TINY_RUN, "--runs", str(results), "--out", "nodir/f.json"], capsys)
     assert "folder nodir of --out nodir/f.json does not exist" in error
     assert not list(tmp_path.iterdir())  # no run was trained and logged
 
@@ -174,7 +178,7 @@ def test_a_results_file_of_something_else_is_named(text, line, what, tmp_path, c
     results = tmp_path / "other.json"
     results.write_text(text)
     out = tmp_path / "f.json"
-    error = refused([*TINY_RUN, "--results", str(results), "--out", str(out)], capsys)
+    error = refused([*TINY_RUN, "--runs", str(results), "--out", str(out)], capsys)
     assert error.startswith(f"error: {results} line {line}: not a run of this log ({what}")
     assert results.read_text() == text and not out.exists()
 
