@@ -226,13 +226,14 @@ def _probes(storage: RDBStorage) -> Iterator[tuple[str, Callable[[], bool]]]:
         f"{_CACHED_STORAGE}._CachedStorage._backend",
         lambda: rdb_backend(cached()(storage)) is storage,
     )
+    # Their own: the heartbeat base class has one too, that only raises NotImplementedError.
     yield (
         "optuna.storages.RDBStorage._get_stale_trial_ids",
-        lambda: callable(RDBStorage._get_stale_trial_ids),
+        lambda: callable(vars(RDBStorage).get("_get_stale_trial_ids")),
     )
     yield (
         f"{_CACHED_STORAGE}._CachedStorage._get_stale_trial_ids",
-        lambda: callable(cached()._get_stale_trial_ids),
+        lambda: callable(vars(cached()).get("_get_stale_trial_ids")),
     )
     yield "optuna.storages.RDBStorage.grace_period", lambda: hasattr(storage, "grace_period")
     yield "optuna.storages.RDBStorage.scoped_session", lambda: callable(storage.scoped_session)
