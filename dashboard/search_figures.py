@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from dashboard.figures import STUDY_COLORS
 from dashboard.plot_data import ImportanceData, ProgressData, plot_text
 from dashboard.trial_data import TrialDetails
+from nas._settings import OBJECTIVE_LABELS
 
 STATE_COLORS = {
     "COMPLETE": "#2CA02C", "PRUNED": "#FF7F0E", "SKIPPED": "#BCBD22", "FAIL": "#D62728",
@@ -115,9 +116,6 @@ def progress_figure(data: ProgressData) -> go.Figure:
     return figure
 
 
-OBJECTIVE_TITLES = {"val_acc": "validation accuracy", "macs": "MACs", "latency_ms": "latency"}
-
-
 def importance_figure(data: ImportanceData) -> go.Figure:
     """One horizontal bar chart per objective: its most important parameters, ranked.
 
@@ -125,7 +123,7 @@ def importance_figure(data: ImportanceData) -> go.Figure:
         data: what to draw, from `dashboard.plot_data.importance_data`.
     """
     titles = [
-        f"for {OBJECTIVE_TITLES.get(bars.objective, plot_text(bars.objective))}"
+        f"for {OBJECTIVE_LABELS.get(bars.objective, plot_text(bars.objective))}"
         for bars in data.objectives
     ]
     figure = make_subplots(
