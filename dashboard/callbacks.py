@@ -17,7 +17,6 @@ from dashboard import layout
 from dashboard.data import FrameCache, Importances, param_importances
 from dashboard.figures import fronts_figure, spectrum_figure
 from dashboard.plot_data import (
-    PROGRESS_TABLE_HEADER,
     fronts_data,
     importance_data,
     progress_data,
@@ -145,7 +144,7 @@ def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):
 
 def progress_view(cache: FrameCache, selection: list[str] | None):
     data = progress_data(cache.frame(selection or []))
-    table = layout.table(list(PROGRESS_TABLE_HEADER), [list(row) for row in data.table])
+    table = layout.table(list(data.header), [list(row) for row in data.table])
     return progress_figure(data), table
 
 

@@ -3,6 +3,13 @@
 Everything here is pure (FrozenTrials in, frames and named tuples out) except `FrameCache`, which
 remembers the frame of each study until the study changes. Pareto membership is decided here,
 never in the figure builders.
+
+Any Optuna study opens: the columns of accuracy, costs and architecture are filled for studies
+of `nas.search` only (a study of ours stores its space), and every study has its objective
+values as Optuna stores them (`values`), its `best_trial` membership (Optuna's `best_trials`,
+honouring the directions) and its `Trial.report` values (`reports`). A frame carries the
+`StudyInfo` of its studies in `frame.attrs["studies"]` (`study_infos`), so a page knows each
+study's directions and objective labels even when it has no trial yet.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from dashboard.storage import StorageReader, StudyInfo
 from nas import Arch, decoupling_degree
 from nas.pareto import hypervolume, pareto_indices
-from nas.record import TrialRecord, is_skipped, objective_value
+from nas.record import DEFAULT_OBJECTIVES, TrialRecord, is_skipped, objective_value
 
 # Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
 COST_COLUMNS = ("macs", "params", "latency_ms")
@@ -35,6 +42,7 @@ COLUMNS = [
     "study", "number", "state", "val_acc", "last_acc", "macs", "params", "latency_ms",
     "decoupling", "arch", "segments", "landmark", "duplicate_of", "pruned_at_epoch", "constraint",
     "skipped", "failure", "train_seconds", "datetime_start", "datetime_complete", "duration_s",
+    "ours", "values", "best_trial", "reports",
 ]  # fmt: skip
 
 
@@ -52,10 +60,28 @@ def _or_nan(value: float | None) -> float:
 
 
 def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
-    """One trial as a flat record (accuracy and costs from values, else from user attrs)."""
+    """One trial as a flat record (accuracy and costs from values, else from user attrs).
+
+    A study that is not ours gets no accuracy, cost or architecture: whatever its values and
+    attributes mean, it is not that.
+    """
+    start, complete = trial.datetime_start, trial.datetime_complete
+    generic = {
+        "study": info.name,
+        "number": trial.number,
+        "state": trial.state.name,
+        "datetime_start": start,
+        "datetime_complete": complete,
+        "duration_s": (complete - start).total_seconds() if start and complete else math.nan,
+        "ours": info.ours,
+        "values": tuple(_number(value) for value in trial.values or ()),
+        "best_trial": False,  # set over the whole study by trials_frame
+        "reports": tuple(sorted(trial.intermediate_values.items())),
+    }
+    if not info.ours:
+        return {**dict.fromkeys(COLUMNS, math.nan), **_NOT_OURS, **generic}
     record = TrialRecord.from_trial(trial)
     curve = record.val_acc_curve or list(trial.intermediate_values.values())
-    start, complete = trial.datetime_start, trial.datetime_complete
 
     def objective(name: str) -> float:
         return _or_nan(objective_value(trial, name, info.objectives))
@@ -81,10 +107,12 @@ def trial_row(info: StudyInfo, trial: FrozenTrial) -> dict:
         "skipped": is_skipped(trial),
         "failure": record.failure or "",
         "train_seconds": _or_nan(record.train_seconds),
-        "datetime_start": start,
-        "datetime_complete": complete,
-        "duration_s": (complete - start).total_seconds() if start and complete else math.nan,
+        **generic,
     }
+
+
+# The text columns of a trial of a study that is not ours (its numbers are NaN).
+_NOT_OURS = dict(arch="", segments="", landmark="", constraint="", skipped=False, failure="")
 
 
 def trials_frame(info: StudyInfo, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
@@ -93,7 +121,63 @@ def trials_frame(info: StudyInfo, trials: Sequence[FrozenTrial]) -> pd.DataFrame
     missing = frame["decoupling"].isna() & (frame["arch"] != "")
     if missing.any():
         frame.loc[missing, "decoupling"] = frame.loc[missing, "arch"].map(_decoupling)
+    complete = (frame["state"] == "COMPLETE").to_numpy()
+    best = np.zeros(len(frame), bool)
+    best[complete] = best_trial_mask(list(frame.loc[complete, "values"]), info.directions)
+    frame["best_trial"] = best
+    frame.attrs["studies"] = {info.name: info}
     return add_pareto_columns(frame)
+
+
+def study_infos(frame: pd.DataFrame) -> dict[str, StudyInfo]:
+    """The studies of a frame from `trials_frame` or `FrameCache.frame`, in order, even those
+    without a trial. A frame concatenated by hand lost them: its studies of ours are taken to
+    be maximize/minimize, any other's objectives to be minimized and unnamed."""
+    infos = dict(frame.attrs.get("studies", {}))
+    for name, rows in frame.groupby("study", sort=False):
+        if name not in infos:
+            width = max(2, max(map(len, rows["values"]), default=2))
+            if bool(rows["ours"].iloc[0]):
+                directions = ("maximize",) + ("minimize",) * (width - 1)
+                objectives = DEFAULT_OBJECTIVES[:width]
+                infos[name] = StudyInfo(name, directions, objectives, {"space": ""})
+            else:
+                infos[name] = StudyInfo(name, ("minimize",) * width, (), {})
+    return infos
+
+
+def best_trial_mask(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    """True for each point that no other dominates, as Optuna's `best_trials` has them.
+
+    The one front rule (`nas.pareto`) in as many objectives as the study has: a point is
+    dominated by one at least as good in every objective (as each is directed) and better in
+    one. Equal points are all kept; a point with a missing value is on no front.
+    """
+    mask = np.zeros(len(values), bool)
+    if not len(values):
+        return mask
+    signs = np.array([-1.0 if direction == "maximize" else 1.0 for direction in directions])
+    width = len(directions)
+    points = (
+        np.array(
+            [tuple(v)[:width] if len(v) >= width else (math.nan,) * width for v in values], float
+        )
+        * signs
+    )  # every objective minimized
+    usable = np.flatnonzero(np.isfinite(points).all(axis=1))
+    if width == 2:  # the 2-D rule as written once, in nas.pareto
+        kept = pareto_indices([(-points[i, 0], points[i, 1]) for i in usable])
+        mask[usable[kept]] = True
+        return mask
+    # Lexicographic order: whatever dominates a point comes before it, and is on the front
+    # itself or dominated by a point that is, so comparing with the front so far suffices.
+    front: list[int] = []
+    for index in usable[np.lexsort(points[usable].T[::-1])]:
+        kept = points[front]
+        if not ((kept <= points[index]).all(axis=1) & (kept < points[index]).any(axis=1)).any():
+            front.append(index)
+    mask[front] = True
+    return mask
 
 
 def read_trials(
@@ -107,7 +191,7 @@ def read_trials(
     """
     readable, notes = [], []
     for trial in trials:
-        arch = TrialRecord.from_trial(trial).arch
+        arch = TrialRecord.from_trial(trial).arch if info.ours else None
         parsed = read_arch(arch) if arch else None
         if isinstance(parsed, str):
             notes.append(f"trial {trial.number}: architecture cannot be read: {parsed}")
@@ -188,12 +272,19 @@ class FrameCache:
         }
 
     def frame(self, names: Sequence[str]) -> pd.DataFrame:
-        """The trials of the named studies (unknown names are left out), in one frame."""
+        """The trials of the named studies (unknown names are left out), in one frame; its
+        `attrs["studies"]` has their infos (`study_infos`), those without trials too."""
         infos = self.infos()
-        frames = [self._load(infos[name])[1] for name in names if name in infos]
+        picked = {name: infos[name] for name in names if name in infos}
+        frames = [self._load(info)[1] for info in picked.values()]
+        if len(frames) == 1:
+            return frames[0]
         if not frames:
-            return add_pareto_columns(pd.DataFrame(columns=COLUMNS))
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            frame = add_pareto_columns(pd.DataFrame(columns=COLUMNS))
+        else:
+            frame = pd.concat(frames, ignore_index=True)
+        frame.attrs["studies"] = picked
+        return frame
 
     def unreadable(self, names: Sequence[str]) -> tuple[str, ...]:
         """A note per trial of the named studies left out of the frame (see `read_trials`)."""
@@ -211,12 +302,17 @@ class FrameCache:
         key = fingerprint(trials)
         with self._lock:
             cached = self._frames.get(info.name)
-            if cached is not None and cached[0] == key:
+            # A study's info changes without a trial changing when its metric names are set.
+            if cached is not None and cached[0] == key and _info_of(cached[1]) == info:
                 return cached
         built = (key, *read_trials(info, trials))
         with self._lock:
             self._frames[info.name] = built
         return built
+
+
+def _info_of(frame: pd.DataFrame) -> StudyInfo | None:
+    return next(iter(frame.attrs.get("studies", {}).values()), None)
 
 
 def hypervolume_series(frame: pd.DataFrame) -> pd.DataFrame:
@@ -319,7 +415,9 @@ def param_importances(study: optuna.Study, info: StudyInfo) -> Importances:
             f"{info.name} has {len(complete)} so far",
         )
     result: dict[str, dict[str, float]] = {}
-    for index, (objective, direction) in enumerate(zip(info.objectives, info.directions)):
+    # Ours by stored name (the figure titles them); any other study's by its labels.
+    objectives = info.objectives if info.ours else info.labels
+    for index, (objective, direction) in enumerate(zip(objectives, info.directions)):
         # Optuna ranks what drives the target low; a maximized objective is negated.
         sign = -1.0 if direction == "maximize" else 1.0
         try:

@@ -15,7 +15,14 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from dashboard.plot_data import SPECTRUM_MEASURES, FrontsData, Points, SpectrumData, plot_text
+from dashboard.plot_data import (
+    SPECTRUM_MEASURES,
+    FrontsData,
+    HistoryData,
+    Points,
+    SpectrumData,
+    plot_text,
+)
 
 DECOUPLING_SCALE = "Viridis"
 STUDY_COLORS = ("#222222", "#D62728", "#1F77B4", "#FF7F0E", "#9467BD", "#8C564B")
@@ -66,29 +73,34 @@ def _markers(
     )
 
 
-def fronts_figure(data: FrontsData) -> go.Figure:
+def fronts_figure(data: FrontsData | HistoryData) -> go.Figure:
     """Validation accuracy against the cost (log x), every study's Pareto front as a step line.
 
     Complete trials are coloured by decoupling degree; pruned ones are open grey circles at
     the accuracy they had when stopped; failed and constraint-skipped trials have no accuracy
-    and sit on a rug under the plot. Landmarks are stars labelled by name.
+    and sit on a rug under the plot. Landmarks are stars labelled by name. Studies that
+    nas.search did not make are drawn by their objectives, coloured by study, or (with one
+    objective) as their history: `history_figure`.
 
     Args:
         data: what to draw, from `dashboard.plot_data.fronts_data`.
     """
+    if isinstance(data, HistoryData):
+        return history_figure(data)
     figure = go.Figure()
     several = len(data.studies) > 1
     for index, series in enumerate(data.studies):
         symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
         prefix = f"{plot_text(series.study)}: " if several else ""
         complete = series.complete
+        color = STUDY_COLORS[index % len(STUDY_COLORS)]
+        colour = dict(color=complete.decoupling, coloraxis="coloraxis")
         figure.add_trace(
             _markers(
                 complete,
                 name=f"{prefix}complete ({len(complete.x)})",
                 marker=dict(
-                    color=complete.decoupling,
-                    coloraxis="coloraxis",
+                    **(colour if data.by_decoupling else dict(color=color, opacity=0.7)),
                     symbol=symbol,
                     size=8,
                     line=dict(width=0.5, color="white"),
@@ -105,12 +117,16 @@ def fronts_figure(data: FrontsData) -> go.Figure:
                 )
             )
         if len(series.front.x):
+            # Without a step line (more than two objectives: the front is not a staircase in
+            # the first two), its trials are ringed instead.
+            ringed = dict(symbol="circle-open", size=14, color=color, line=dict(width=2))
             figure.add_trace(
                 go.Scatter(
                     x=series.front.x,
                     y=series.front.y,
-                    mode="lines",
-                    line=dict(shape="hv", width=2, color=STUDY_COLORS[index % len(STUDY_COLORS)]),
+                    mode="lines" if data.front_shape else "markers",
+                    line=dict(shape=data.front_shape or "hv", width=2, color=color),
+                    marker=None if data.front_shape else ringed,
                     name=f"{prefix}Pareto front ({len(series.front.x)})",
                     hoverinfo="skip",
                 )
@@ -148,15 +164,29 @@ def fronts_figure(data: FrontsData) -> go.Figure:
                 )
             )
     has_rug = bool(len(data.failed.x) or len(data.skipped.x))
-    _fronts_layout(figure, data.cost, data.note, has_rug=has_rug, empty=data.empty)
+    _fronts_layout(figure, data, has_rug=has_rug)
     return figure
 
 
-def _fronts_layout(figure: go.Figure, cost: str, note: str, has_rug: bool, empty: bool) -> None:
+def _title(note: str, notice: str) -> dict:
+    """The counts line above a plot, and under it the one line of what it cannot show."""
+    text = "<br>".join(part for part in (note, notice and f"<i>{notice}</i>") if part)
+    return dict(text=f"<span style='font-size:13px'>{text}</span>", x=0.01, y=0.985)
+
+
+def _fronts_layout(figure: go.Figure, data: FrontsData, has_rug: bool) -> None:
+    if data.x_title:
+        xaxis = dict(type="log" if data.x_log else "linear", title=data.x_title, anchor="y2")
+    else:
+        xaxis = dict(
+            type="log", title=f"{COST_LABELS[data.cost]}, log scale", anchor="y2", dtick="D2"
+        )
     figure.update_layout(
-        title=dict(text=f"<span style='font-size:13px'>{note}</span>", x=0.01, y=0.985),
-        xaxis=dict(type="log", title=f"{COST_LABELS[cost]}, log scale", anchor="y2", dtick="D2"),
-        yaxis=dict(title="validation accuracy", domain=[0.1 if has_rug else 0.0, 1.0]),
+        title=_title(data.note, data.notice),
+        xaxis=xaxis,
+        yaxis=dict(
+            title=data.y_title or "validation accuracy", domain=[0.1 if has_rug else 0.0, 1.0]
+        ),
         yaxis2=dict(
             domain=[0.0, 0.05],
             visible=has_rug,
@@ -166,20 +196,64 @@ def _fronts_layout(figure: go.Figure, cost: str, note: str, has_rug: bool, empty
             title=dict(text="no acc.", font=dict(size=10)),
             fixedrange=True,
         ),  # fmt: skip
-        coloraxis=_coloraxis(),
         legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0.0, font=dict(size=11)),
-        margin=dict(l=60, r=20, t=70, b=50),
+        margin=dict(l=60, r=20, t=90 if data.notice else 70, b=50),
         hovermode="closest",
         template="plotly_white",
-        uirevision=cost,  # keep the user's zoom while live updates arrive
+        uirevision=data.cost,  # keep the user's zoom while live updates arrive
     )
+    if data.by_decoupling:
+        figure.update_layout(coloraxis=_coloraxis())
     if not has_rug:
         figure.update_layout(xaxis_anchor="y")
-    if empty:
-        figure.add_annotation(
-            text="no finished trial yet: points appear here while the search runs",
-            showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+    if data.empty:
+        _no_trial_yet(figure)
+
+
+def _no_trial_yet(figure: go.Figure) -> None:
+    figure.add_annotation(
+        text="no finished trial yet: points appear here while the search runs",
+        showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+    )  # fmt: skip
+
+
+def history_figure(data: HistoryData) -> go.Figure:
+    """A single-objective study's value per trial number and its best so far (a step line).
+
+    Args:
+        data: what to draw, from `dashboard.plot_data.fronts_data`.
+    """
+    figure = go.Figure()
+    several = len(data.studies) > 1
+    for index, series in enumerate(data.studies):
+        color = STUDY_COLORS[index % len(STUDY_COLORS)]
+        prefix = f"{plot_text(series.study)}: " if several else ""
+        figure.add_trace(
+            _markers(
+                series.trials,
+                name=f"{prefix}complete ({len(series.trials.x)})",
+                marker=dict(color=color, size=7, opacity=0.6),
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=series.best.x, y=series.best.y, mode="lines", name=f"{prefix}best so far",
+                line=dict(shape="hv", width=2, color=color), hoverinfo="skip",
+            )
         )  # fmt: skip
+    figure.update_layout(
+        title=_title(data.note, data.notice),
+        xaxis=dict(title="trial number"),
+        yaxis=dict(title=data.y_title),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0.0, font=dict(size=11)),
+        margin=dict(l=60, r=20, t=90, b=50),
+        hovermode="closest",
+        template="plotly_white",
+        uirevision="history",
+    )
+    if data.empty:
+        _no_trial_yet(figure)
+    return figure
 
 
 # Each spectrum measure's row: its axis title and scale.
@@ -222,9 +296,11 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
                 row=row,
                 col=1,
             )
+    # Only other studies picked: no axis may call their (absent) values accuracy or MACs.
+    only_others = bool(data.notice) and not data.studies
     for row, measure in enumerate(SPECTRUM_MEASURES, 1):
         title, scale = SPECTRUM_AXES[measure]
-        figure.update_yaxes(title_text=title, type=scale, row=row, col=1)
+        figure.update_yaxes(title_text="" if only_others else title, type=scale, row=row, col=1)
         if scale == "log":
             figure.update_yaxes(dtick="D2", row=row, col=1)
     label = (
@@ -234,8 +310,10 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
     )
     categories = [plot_text(position) for position in data.order]
     figure.update_xaxes(categoryorder="array", categoryarray=categories, type="category")
-    figure.update_xaxes(title_text=label, row=3, col=1)
-    if not data.latency_measured:
+    figure.update_xaxes(title_text="" if only_others else label, row=3, col=1)
+    if data.notice:
+        figure.update_layout(title=_title("", data.notice))
+    if not data.latency_measured and not only_others:
         figure.add_annotation(
             text="no latency measured", showarrow=False, row=3, col=1,
             xref="x3 domain", yref="y3 domain", x=0.5, y=0.5,
@@ -243,7 +321,7 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
     figure.update_layout(
         boxmode="group",
         template="plotly_white",
-        margin=dict(l=60, r=20, t=30, b=50),
+        margin=dict(l=60, r=20, t=60 if data.notice else 30, b=50),
         legend=dict(orientation="h", y=1.04),
         height=760,
     )

@@ -4,7 +4,9 @@
 columns); here each figure's share of it is chosen: which trials go into which series, which of
 them form each study's front, which are landmarks, what their hovers say and what a click opens.
 The builders in `dashboard.figures` and `dashboard.search_figures` draw these tuples and choose
-nothing, so tests can check what is plotted here and how it is drawn there, apart.
+nothing, so tests can check what is plotted here and how it is drawn there, apart. Studies that
+nas.search did not make are handed to `dashboard.plain_data`: they are drawn by their own
+objectives, and a page that mixes them with ours names them in one line.
 
 Stored strings (study names, architectures, attributes) are anyone's text, and Plotly draws its
 own markup in every label (<a href>, <span style>, <b>, <br>, ...), so each one goes through
@@ -15,7 +17,6 @@ click's URL), and the builders escape it where they label with it.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -27,8 +28,27 @@ from dashboard.data import (
     spectrum_frame,
     state_counts,
     state_summary,
+    study_infos,
     time_spent,
 )
+from dashboard.plain_data import (
+    HistoryData,
+    ReportCurves,
+    objectives_data,
+    plain_best,
+    report_curves,
+)
+from dashboard.plot_types import (
+    NOT_OURS,
+    FrontLine,
+    FrontsData,
+    Landmarks,
+    Points,
+    StudyFront,
+    click_data,
+    plot_text,
+)
+from dashboard.storage import StudyInfo
 from dashboard.trial_data import si
 
 # The rows of the spectrum figure, top to bottom: accuracy, then the costs it was bought with.
@@ -36,66 +56,12 @@ SPECTRUM_MEASURES = ("val_acc", "macs", "latency_ms")
 # Above this many trials the spectrum's boxes show only their outliers, not every point.
 SPECTRUM_ALL_POINTS_UP_TO = 2000
 PROGRESS_TABLE_HEADER = ("study", "trials", "wall clock", "trial hours", "best val acc")
+# The header when a study that is not ours is among them: its best is no accuracy.
+ANY_STUDY_TABLE_HEADER = PROGRESS_TABLE_HEADER[:-1] + ("best",)
+_OURS = StudyInfo("", ("maximize", "minimize"), ("val_acc", "macs"), {"space": ""})
 IMPORTANCE_TOP = 12
 # How many unreadable trials the fronts note names before it only counts the rest.
 UNREADABLE_NAMED = 3
-
-
-def plot_text(value: object) -> str:
-    """`value` as inert text in a Plotly label: any markup in it shows as typed, never drawn.
-
-    Plotly splits a label at its tags, then decodes &amp; &lt; &gt; in the text between them,
-    so escaping those three leaves no tag and shows the original characters. Quotes stay: with
-    no tag there is nothing for them to open or close (and Plotly would not decode &quot;).
-    """
-    return html.escape(str(value), quote=False)
-
-
-class Points(NamedTuple):
-    """One series of trial markers, in frame order."""
-
-    x: np.ndarray
-    y: np.ndarray
-    decoupling: np.ndarray  # per point, for the shared colour scale
-    hover: tuple[str, ...]
-    click: np.ndarray | None  # [study, number] per point (opens its page); None when empty
-
-
-class FrontLine(NamedTuple):
-    """The corners of one study's Pareto front, cheapest first."""
-
-    x: np.ndarray
-    y: np.ndarray
-    numbers: np.ndarray  # the trials at the corners
-
-
-class StudyFront(NamedTuple):
-    """One study's share of the fronts figure."""
-
-    study: str
-    complete: Points  # accuracy = final validation accuracy
-    pruned: Points  # accuracy = the last one recorded before the pruner stopped it
-    front: FrontLine
-
-
-class Landmarks(NamedTuple):
-    """The complete landmark trials of every study, labelled by name."""
-
-    points: Points
-    names: tuple[str, ...]
-    label_above: tuple[bool, ...]  # alternate along the cost axis so neighbours do not collide
-
-
-class FrontsData(NamedTuple):
-    """Everything the fronts figure shows, against one cost."""
-
-    cost: str
-    studies: tuple[StudyFront, ...]
-    landmarks: Landmarks
-    failed: Points  # failed trials with a cost: a rug under the plot (they have no accuracy)
-    skipped: Points  # pruned trials without accuracy (constraint-skipped): on the rug too
-    note: str  # the line of counts above the plot, and the trials left out (a label)
-    empty: bool  # no complete trial has both accuracy and this cost yet
 
 
 def hover_texts(rows: pd.DataFrame) -> tuple[str, ...]:
@@ -114,11 +80,6 @@ def hover_texts(rows: pd.DataFrame) -> tuple[str, ...]:
             f"<br>decoupling {row.decoupling:.2f}"
         )
     return tuple(texts)
-
-
-def click_data(rows: pd.DataFrame) -> np.ndarray | None:
-    """[study, number] per row: what a click needs to open the trial's page."""
-    return np.stack([rows["study"], rows["number"]], axis=1) if len(rows) else None
 
 
 def points(rows: pd.DataFrame, x: str, y: str) -> Points:
@@ -142,8 +103,11 @@ def front_line(rows: pd.DataFrame, cost: str) -> FrontLine:
 
 def fronts_data(
     frame: pd.DataFrame, cost: str = "macs", unreadable: Sequence[str] = ()
-) -> FrontsData:
+) -> FrontsData | HistoryData:
     """What the fronts figure draws: validation accuracy against `cost`, per study.
+
+    Studies that nas.search did not make are drawn by their objectives instead (see
+    `objectives_data`); with studies of ours among the picked, those are named as not shown.
 
     Args:
         frame: trials frame of one or several studies (`dashboard.data.trials_frame`).
@@ -151,6 +115,19 @@ def fronts_data(
         unreadable: a note per trial left out of the frame (`dashboard.data.read_trials`),
             named under the counts.
     """
+    others = [info for info in study_infos(frame).values() if not info.ours]
+    if others and len(others) == len(study_infos(frame)):
+        return objectives_data(frame, others)
+    if others:
+        frame = frame[frame["ours"].astype(bool)]
+    data = _our_fronts(frame, cost, unreadable)
+    if others:
+        names = plot_text(", ".join(info.name for info in others))
+        data = data._replace(notice=f"not drawn here, {NOT_OURS}: {names}")
+    return data
+
+
+def _our_fronts(frame: pd.DataFrame, cost: str, unreadable: Sequence[str]) -> FrontsData:
     has_cost = frame[cost].notna()
     complete = frame[(frame["state"] == "COMPLETE") & frame["val_acc"].notna() & has_cost]
     pruned = frame[(frame["state"] == "PRUNED") & frame["last_acc"].notna() & has_cost]
@@ -216,6 +193,7 @@ class SpectrumData(NamedTuple):
     studies: tuple[SpectrumStudy, ...]
     all_points: bool  # few enough trials to show every point beside its box
     latency_measured: bool
+    notice: str = ""  # one line naming the picked studies without architectures (a label)
 
 
 def spectrum_data(frame: pd.DataFrame, by: str = "segments") -> SpectrumData:
@@ -225,6 +203,8 @@ def spectrum_data(frame: pd.DataFrame, by: str = "segments") -> SpectrumData:
         frame: trials frame.
         by: "segments" or "decoupling" (see `dashboard.data.spectrum_frame`).
     """
+    others = [info.name for info in study_infos(frame).values() if not info.ours]
+    notice = plot_text(f"not on the spectrum, {NOT_OURS}: " + ", ".join(others)) if others else ""
     done, order = spectrum_frame(frame, by)
     studies = []
     for study in dict.fromkeys(done["study"]):
@@ -241,6 +221,7 @@ def spectrum_data(frame: pd.DataFrame, by: str = "segments") -> SpectrumData:
         studies=tuple(studies),
         all_points=len(done) <= SPECTRUM_ALL_POINTS_UP_TO,
         latency_measured=not done["latency_ms"].isna().all(),
+        notice=notice,
     )
 
 
@@ -249,7 +230,7 @@ class StudyProgress(NamedTuple):
 
     study: str
     numbers: np.ndarray
-    hypervolume: np.ndarray
+    hypervolume: np.ndarray | None  # None for a study that is not ours: it has no such scale
     hours: np.ndarray  # cumulative trial hours
 
 
@@ -264,43 +245,83 @@ class StateBars(NamedTuple):
 class ProgressData(NamedTuple):
     studies: tuple[StudyProgress, ...]
     states: tuple[StateBars, ...]
-    table: tuple[tuple[str | int, ...], ...]  # one row per study, under PROGRESS_TABLE_HEADER
+    table: tuple[tuple[str | int, ...], ...]  # one row per study, under `header`
+    header: tuple[str, ...] = PROGRESS_TABLE_HEADER
+    # The first panel: "hypervolume" (studies of ours), else "reports": the Trial.report
+    # curves of studies that nas.search did not make.
+    panel: str = "hypervolume"
+    curves: tuple[ReportCurves, ...] = ()
+    notice: str = ""  # one line naming the studies without a hypervolume (a label)
 
 
 def progress_data(frame: pd.DataFrame) -> ProgressData:
-    """Hypervolume, hours and trial states per study, and the summary table beside them."""
+    """Hypervolume, hours and trial states per study, and the summary table beside them.
+
+    A study that nas.search did not make has no hypervolume (its objectives have no common
+    scale); when only such studies are picked, the first panel shows their Trial.report curves.
+    """
+    infos = study_infos(frame)
+    others = [info for info in infos.values() if not info.ours]
+    panel = "reports" if others and len(others) == len(infos) else "hypervolume"
+    notice = ""
+    if others:
+        instead = "their Trial.report values" if panel == "reports" else "not in the hypervolume"
+        notice = plot_text(f"{NOT_OURS}, {instead}: " + ", ".join(info.name for info in others))
     if not len(frame):  # nothing picked: an empty figure, not a failed callback
-        return ProgressData((), (), ())
-    hv, counts, hours = hypervolume_series(frame), state_counts(frame), time_spent(frame)
+        return ProgressData((), (), (), panel=panel, notice=notice)
+    ours = frame[frame["ours"].astype(bool)]
+    hv, counts, hours = hypervolume_series(ours), state_counts(frame), time_spent(frame)
     studies = []
-    for study in dict.fromkeys(hv["study"]):
+    for study in dict.fromkeys(frame["study"]):
         mine = hv[hv["study"] == study]
+        spent = hours[hours["study"] == study]
         studies.append(
             StudyProgress(
                 study,
-                mine["number"].to_numpy(),
-                mine["hypervolume"].to_numpy(),
-                hours.loc[hours["study"] == study, "hours"].to_numpy(),
+                spent["number"].to_numpy(),
+                mine["hypervolume"].to_numpy() if infos.get(study, _OURS).ours else None,
+                spent["hours"].to_numpy(),
             )
         )
     states = []
     for state in dict.fromkeys(counts["state"]):
         mine = counts[counts["state"] == state]
         states.append(StateBars(state, tuple(mine["study"]), mine["trials"].to_numpy()))
-    return ProgressData(tuple(studies), tuple(states), _progress_table(frame))
+    curves = tuple(report_curves(frame[frame["study"] == info.name], info.name) for info in others)
+    return ProgressData(
+        tuple(studies),
+        tuple(states),
+        _progress_table(frame, infos),
+        header=ANY_STUDY_TABLE_HEADER if others else PROGRESS_TABLE_HEADER,
+        panel=panel,
+        curves=curves if panel == "reports" else (),
+        notice=notice,
+    )
 
 
-def _progress_table(frame: pd.DataFrame) -> tuple[tuple[str | int, ...], ...]:
+def _progress_table(
+    frame: pd.DataFrame, infos: dict[str, StudyInfo]
+) -> tuple[tuple[str | int, ...], ...]:
+    anyone = any(not info.ours for info in infos.values())
     rows = []
     for study, trials in frame.groupby("study", sort=False):
         start, end = trials["datetime_start"].min(), trials["datetime_complete"].max()
         wall = (end - start).total_seconds() / 3600 if pd.notna(start) and pd.notna(end) else 0.0
-        best = trials["val_acc"].max()
         rows.append(
             (study, len(trials), f"{wall:.2f} h", f"{trials['duration_s'].sum() / 3600:.2f} h",
-             "n/a" if pd.isna(best) else f"{best:.4f}")
+             _best_cell(trials, infos.get(study), labelled=anyone))
         )  # fmt: skip
     return tuple(rows)
+
+
+def _best_cell(trials: pd.DataFrame, info: StudyInfo | None, labelled: bool) -> str:
+    """A study's best: its validation accuracy, said as such when the header only says best;
+    a study that is not ours says what its best is (`plain_best`)."""
+    if info is not None and not info.ours:
+        return plain_best(trials[trials["state"] == "COMPLETE"], info)
+    best = trials["val_acc"].max()
+    value = "n/a" if pd.isna(best) else f"{best:.4f}"
+    return f"val acc {value}" if labelled else value
 
 
 class ObjectiveBars(NamedTuple):

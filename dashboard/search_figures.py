@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from dashboard.figures import STUDY_COLORS
 from dashboard.plot_data import ImportanceData, ProgressData, plot_text
 from dashboard.trial_data import TrialDetails
+from nas._settings import OBJECTIVE_LABELS
 
 STATE_COLORS = {
     "COMPLETE": "#2CA02C", "PRUNED": "#FF7F0E", "SKIPPED": "#BCBD22", "FAIL": "#D62728",
@@ -26,42 +27,61 @@ def progress_figure(data: ProgressData) -> go.Figure:
     Args:
         data: what to draw, from `dashboard.plot_data.progress_data`.
     """
+    reports = data.panel == "reports"
     figure = make_subplots(
         rows=1,
         cols=3,
         column_widths=[0.42, 0.33, 0.25],
         horizontal_spacing=0.08,
         subplot_titles=(
-            "hypervolume: val acc x log-MACs<br>(normalized, 10^4..10^9 MACs; max 1)",
+            "reported values (Trial.report) per step"
+            if reports
+            else "hypervolume: val acc x log-MACs<br>(normalized, 10^4..10^9 MACs; max 1)",
             "time spent: cumulative trial hours",
             "trials per state",
         ),
     )
     for index, series in enumerate(data.studies):
         color = STUDY_COLORS[index % len(STUDY_COLORS)]
-        figure.add_trace(
-            go.Scatter(
-                x=series.numbers,
-                y=series.hypervolume,
-                mode="lines",
-                line=dict(shape="hv", color=color),
-                name=plot_text(series.study),
-            ),
-            row=1,
-            col=1,
-        )
+        if series.hypervolume is not None:
+            figure.add_trace(
+                go.Scatter(
+                    x=series.numbers,
+                    y=series.hypervolume,
+                    mode="lines",
+                    line=dict(shape="hv", color=color),
+                    name=plot_text(series.study),
+                ),
+                row=1,
+                col=1,
+            )
         figure.add_trace(
             go.Scatter(
                 x=series.numbers,
                 y=series.hours,
                 mode="lines",
-                showlegend=False,
+                showlegend=series.hypervolume is None and not reports,
                 name=plot_text(series.study),
                 line=dict(color=color),
             ),  # fmt: skip
             row=1,
             col=2,
         )
+    for index, curves in enumerate(data.curves):
+        figure.add_trace(
+            go.Scatter(
+                x=curves.steps, y=curves.values, mode="lines", connectgaps=False,
+                line=dict(width=1, color=STUDY_COLORS[index % len(STUDY_COLORS)]),
+                opacity=0.6, name=f"{plot_text(curves.study)} ({curves.trials} trials)",
+            ),
+            row=1,
+            col=1,
+        )  # fmt: skip
+    if reports and not any(curves.trials for curves in data.curves):
+        figure.add_annotation(
+            text="no trial reported a value", showarrow=False, row=1, col=1,
+            xref="x domain", yref="y domain", x=0.5, y=0.5,
+        )  # fmt: skip
     for bars in data.states:
         figure.add_trace(
             go.Bar(
@@ -75,23 +95,25 @@ def progress_figure(data: ProgressData) -> go.Figure:
             row=1,
             col=3,
         )
-    figure.update_xaxes(title_text="trial number", row=1, col=1)
+    figure.update_xaxes(title_text="step" if reports else "trial number", row=1, col=1)
     figure.update_xaxes(title_text="trial number", row=1, col=2)
-    figure.update_yaxes(title_text="hypervolume (higher is better)", row=1, col=1)
+    first = "reported value" if reports else "hypervolume (higher is better)"
+    figure.update_yaxes(title_text=first, row=1, col=1)
     figure.update_yaxes(title_text="hours", row=1, col=2)
+    if data.notice:
+        figure.update_layout(
+            title=dict(text=f"<i style='font-size:13px'>{data.notice}</i>", x=0.01, y=0.985)
+        )
     figure.update_layout(
         barmode="stack",
         template="plotly_white",
         height=420,
-        margin=dict(l=60, r=20, t=70, b=50),
+        margin=dict(l=60, r=20, t=100 if data.notice else 70, b=50),
         legend=dict(orientation="h", y=-0.22, x=0.0),
         font=dict(size=12),
     )
     figure.update_annotations(font_size=13)
     return figure
-
-
-OBJECTIVE_TITLES = {"val_acc": "validation accuracy", "macs": "MACs", "latency_ms": "latency"}
 
 
 def importance_figure(data: ImportanceData) -> go.Figure:
@@ -101,7 +123,7 @@ def importance_figure(data: ImportanceData) -> go.Figure:
         data: what to draw, from `dashboard.plot_data.importance_data`.
     """
     titles = [
-        f"for {OBJECTIVE_TITLES.get(bars.objective, plot_text(bars.objective))}"
+        f"for {OBJECTIVE_LABELS.get(bars.objective, plot_text(bars.objective))}"
         for bars in data.objectives
     ]
     figure = make_subplots(

@@ -15,6 +15,9 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
+from nas._optuna import metric_names_of
+from nas._settings import OBJECTIVE_LABELS
+from nas.record import DEFAULT_OBJECTIVES
 from nas.storage import (
     INVALID,
     MISSING,
@@ -28,19 +31,49 @@ from nas.storage import (
 
 
 class StudyInfo(NamedTuple):
-    """A study's name, directions and the user attributes the search writes."""
+    """A study's name, directions, objectives and user attributes; any Optuna study's.
+
+    `objectives` are the stored names of a study of ours ("val_acc", "macs", ...), empty for
+    a study that `nas.search` did not make; `metric_names` are what `Study.set_metric_names`
+    stored, if anything.
+    """
 
     name: str
     directions: tuple[str, ...]
     objectives: tuple[str, ...]
     attrs: dict
+    metric_names: tuple[str, ...] | None = None
+
+    @property
+    def ours(self) -> bool:
+        """Made by `nas.search` (it stores the space): accuracy, costs and architectures."""
+        return "space" in self.attrs
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per objective: its metric name, else our name for it, else Optuna's
+        'objective <index>'."""
+        if self.metric_names is not None and len(self.metric_names) == len(self.directions):
+            return tuple(str(name) for name in self.metric_names)
+        ours = OBJECTIVE_LABELS if self.ours else {}
+        objectives = self.objectives if self.ours else ()
+        return tuple(
+            ours.get(objectives[index], objectives[index])
+            if index < len(objectives)
+            else f"objective {index}"
+            for index in range(len(self.directions))
+        )
 
 
 def _study_info(frozen) -> StudyInfo:
     directions = tuple(direction.name.lower() for direction in frozen.directions)
-    objectives = frozen.user_attrs.get("objectives") or ["val_acc", "macs", "latency_ms"]
-    objectives = tuple(objectives)[: len(directions)]
-    return StudyInfo(frozen.study_name, directions, objectives, dict(frozen.user_attrs))
+    attrs = dict(frozen.user_attrs)
+    objectives: tuple[str, ...] = ()
+    if "space" in attrs:  # ours: a study of an older version may not store its objectives
+        objectives = tuple(attrs.get("objectives") or DEFAULT_OBJECTIVES)[: len(directions)]
+    names = metric_names_of(frozen)
+    names = tuple(names) if isinstance(names, (list, tuple)) else None
+    return StudyInfo(frozen.study_name, directions, objectives, attrs, names)
 
 
 class StorageReader:

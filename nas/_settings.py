@@ -31,6 +31,9 @@ OBJECTIVES = {
     "acc,macs": ("val_acc", "macs"),
     "acc,macs,latency": ("val_acc", "macs", "latency_ms"),
 }
+# Each stored objective's name as Optuna's tools show it: every study the search makes names
+# its objectives with these (`Study.set_metric_names`), so optuna-dashboard and ours agree.
+OBJECTIVE_LABELS = {"val_acc": "validation accuracy", "macs": "MACs", "latency_ms": "latency (ms)"}
 DEFAULT_HEARTBEAT_S = 10
 # A dead worker's trial waits 4 heartbeats before another worker retries it: beyond an hour
 # that is most of a day (and the timer of a thread takes no more than about 292 years).
@@ -202,6 +205,13 @@ def _check_some_architecture_fits(space: SearchSpace, dataset: str, max_mmacs: f
             f"--max-mmacs {max_mmacs:g} fits no architecture of space {space.name}: its "
             f"cheapest on {dataset} needs {least} MMACs; give --max-mmacs {least} or more"
         )
+
+
+def metric_names(objectives: Sequence[str]) -> list[str] | None:
+    """The metric names of a study with these stored objectives (None if one is not ours)."""
+    if not objectives or any(name not in OBJECTIVE_LABELS for name in objectives):
+        return None
+    return [OBJECTIVE_LABELS[name] for name in objectives]
 
 
 def resume_notes(study_name: str, stored: dict, wanted: dict) -> list[str]:

@@ -20,12 +20,21 @@ import os
 import socket
 import sys
 import time
+import warnings
 
 import optuna
-import sqlalchemy
 from optuna.storages import RDBStorage
 
 from nas._faults import fault_point
+from nas._optuna import (
+    check_optuna_internals,
+    enqueued_params,
+    metric_names_key,
+    study_id,
+    study_system_attr_json,
+    swap_study_system_attr_json,
+)
+from nas._settings import metric_names
 from nas._sqlite import process_alive
 from nas.storage import StorageError
 
@@ -65,7 +74,9 @@ def open_or_create_study(
 
     Safe when several processes start on the same new study at once, and when the one setting
     it up dies: see the module's docstring. Landmarks (params, trial user attrs) are enqueued
-    once each, in order, before any process runs a trial.
+    once each, in order, before any process runs a trial. The set-up names the objectives
+    (`Study.set_metric_names`) after the stored "objectives"; a study set up before names were
+    given gets them here, once, the first time a run continues it.
 
     Args:
         storage: the search's storage (`nas.storage.open_storage`).
@@ -77,7 +88,9 @@ def open_or_create_study(
 
     Raises:
         StorageError: an unfinished set-up was begun with another space, dataset or objectives.
+        OptunaMismatch: the installed Optuna lacks an internal this tool relies on.
     """
+    check_optuna_internals(storage)  # before anything is created
     study = existing_study(storage, name)
     created = False
     if study is None:
@@ -89,7 +102,28 @@ def open_or_create_study(
         else:
             fault_point("setup:study-created")
     set_up = _SetUp(storage, study, user_attrs, landmarks)
-    return study, set_up.settle(created, stalled_s)
+    stored = set_up.settle(created, stalled_s)
+    _name_objectives_once(storage, study)
+    return study, stored
+
+
+def _names_for(study: optuna.Study, attrs: dict) -> list[str] | None:
+    """The metric names of our stored objectives, when they fit the study's directions."""
+    names = metric_names(attrs.get("objectives") or ())
+    return names if names is not None and len(names) == len(study.directions) else None
+
+
+def _name_objectives_once(storage: RDBStorage, study: optuna.Study) -> None:
+    """Give a study of ours that has no metric names its names (one that an older version set
+    up). One atomic insert: of processes continuing it at once, one writes, the others see it
+    written; a study with names, or whose objectives are not ours, is left as it is."""
+    if study.metric_names is not None:
+        return
+    names = _names_for(study, study.user_attrs)
+    if names is not None:
+        swap_study_system_attr_json(
+            storage, study_id(study), metric_names_key(), None, json.dumps(names)
+        )
 
 
 class _SetUp:
@@ -102,7 +136,7 @@ class _SetUp:
         user_attrs: dict,
         landmarks: list[tuple[dict, dict]],
     ) -> None:
-        self.storage, self.study, self.study_id = storage, study, study._study_id
+        self.storage, self.study, self.study_id = storage, study, study_id(study)
         self.user_attrs, self.landmarks = user_attrs, landmarks
         self.me = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
 
@@ -149,11 +183,15 @@ class _SetUp:
         for key, value in self.user_attrs.items():
             if key not in stored:
                 self.study.set_user_attr(key, value)
+        names = _names_for(self.study, {**self.user_attrs, **stored})
+        if names is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # set_metric_names is "experimental"
+                self.study.set_metric_names(names)  # the same names again after a takeover
         fault_point("setup:attrs-stored")
         # A waiting trial keeps its enqueued params among its system attributes.
         enqueued = {
-            _landmark_key(t.system_attrs.get("fixed_params", t.params), t.user_attrs)
-            for t in self._trials()
+            _landmark_key(enqueued_params(t) or t.params, t.user_attrs) for t in self._trials()
         }
         for params, attrs in self.landmarks:
             if _landmark_key(params, attrs) in enqueued:
@@ -173,38 +211,14 @@ class _SetUp:
 
     def _mark(self) -> str | None:
         """The set-up mark as stored (JSON text), read straight from Optuna's table."""
-        with self.storage.engine.connect() as connection:
-            return connection.execute(
-                sqlalchemy.text(
-                    "SELECT value_json FROM study_system_attributes "
-                    "WHERE study_id = :study AND key = :key"
-                ),
-                {"study": self.study_id, "key": SETUP_KEY},
-            ).scalar()
+        return study_system_attr_json(self.storage, self.study_id, SETUP_KEY)
 
     def _claim(self, seen: str | None) -> bool:
         """Make this process the set-up's owner if the mark is still `seen`; True if it is.
 
-        One statement, so two processes can never both win: an INSERT when there is no mark
-        (the table holds one row per study and key), else an UPDATE that matches only `seen`.
+        One statement, so two processes can never both win (`swap_study_system_attr_json`).
         """
-        values = {"study": self.study_id, "key": SETUP_KEY, "mine": self.me, "seen": seen}
-        if seen is None:
-            statement = (
-                "INSERT INTO study_system_attributes (study_id, key, value_json) "
-                "VALUES (:study, :key, :mine)"
-            )
-        else:
-            statement = (
-                "UPDATE study_system_attributes SET value_json = :mine "
-                "WHERE study_id = :study AND key = :key AND value_json = :seen"
-            )
-        try:
-            with self.storage.engine.begin() as connection:
-                claimed = connection.execute(sqlalchemy.text(statement), values).rowcount == 1
-        except sqlalchemy.exc.IntegrityError:
-            return False  # another process inserted its mark first
-        return claimed
+        return swap_study_system_attr_json(self.storage, self.study_id, SETUP_KEY, seen, self.me)
 
 
 def _abandoned(owner, unchanged_s: float, stalled_s: float) -> bool:

@@ -22,6 +22,16 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from nas._objective import ConstraintSkipped, Objective, TrialFailed
+from nas._optuna import (
+    enqueued_params,
+    grace_period_s,
+    heartbeats_on,
+    silent_trial_ids,
+    stale_trial_ids,
+    storage_of,
+    study_id,
+    trial_id,
+)
 from nas._stops import Outcome, Streak, interrupts_deferred
 from nas.record import TrialRecord, counts_toward_target, store
 
@@ -75,18 +85,18 @@ def core_share(cores: list[int], index: int, workers: int) -> list[int]:
 @contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial, interval_s: int | None):
     """Record the trial's heartbeat now and every `interval_s` seconds while the block runs."""
-    storage = study._storage
+    storage = storage_of(study)
     if not interval_s or not hasattr(storage, "record_heartbeat"):
         yield
         return
     # The first beat before any work: a trial without one is invisible to stale detection.
-    _with_retries(lambda: storage.record_heartbeat(trial._trial_id))
+    _with_retries(lambda: storage.record_heartbeat(trial_id(trial)))
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(interval_s):
             try:
-                storage.record_heartbeat(trial._trial_id)
+                storage.record_heartbeat(trial_id(trial))
             except Exception:
                 pass  # a missed beat is harmless; a lost database shows up in the main thread
 
@@ -110,34 +120,11 @@ class SilentTrials:
     def __init__(self) -> None:
         self.first_seen: dict[int, float] = {}
 
-    def stale(self, storage, study_id: int, grace_s: float) -> list[int]:
-        silent = _running_without_heartbeat(storage, study_id)
+    def stale(self, storage, study: int, grace_s: float) -> list[int]:
+        silent = silent_trial_ids(storage, study)
         now = time.monotonic()
         self.first_seen = {tid: self.first_seen.get(tid, now) for tid in silent}
         return [tid for tid, seen in self.first_seen.items() if now - seen > grace_s]
-
-
-def _running_without_heartbeat(storage, study_id: int) -> set[int]:
-    from optuna.storages import RDBStorage
-    from optuna.storages._rdb import models
-
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage):
-        return set()
-    session = backend.scoped_session()
-    try:
-        rows = (
-            session.query(models.TrialModel.trial_id)
-            .filter(models.TrialModel.study_id == study_id)
-            .filter(models.TrialModel.state == TrialState.RUNNING)
-            .filter(~models.TrialModel.heartbeats.any())
-            .all()
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return {row[0] for row in rows}
 
 
 def fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None) -> list[int]:
@@ -146,45 +133,37 @@ def fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None) -
     Returns the numbers of the trials this call failed. Several workers may call it at once:
     marking a trial failed is a locked row update, so exactly one of them wins and retries it.
     """
-    storage = study._storage
-    if not hasattr(storage, "_get_stale_trial_ids") or not storage.get_heartbeat_interval():
+    storage = storage_of(study)
+    if not heartbeats_on(storage):
         return []
     grace = grace_period_s(storage)
-    stale = {
-        trial_id: f"no heartbeat for {grace} s"
-        for trial_id in storage._get_stale_trial_ids(study._study_id)
-    }
+    study_key = study_id(study)
+    stale = {tid: f"no heartbeat for {grace} s" for tid in stale_trial_ids(storage, study_key)}
     if silent is not None:
-        for trial_id in silent.stale(storage, study._study_id, grace):
-            stale.setdefault(trial_id, f"no heartbeat at all in {grace} s")
+        for tid in silent.stale(storage, study_key, grace):
+            stale.setdefault(tid, f"no heartbeat at all in {grace} s")
     failed = []
-    for trial_id, why in stale.items():
+    for tid, why in stale.items():
         try:
-            who = TrialRecord.from_trial(storage.get_trial(trial_id)).worker or "its worker"
+            who = TrialRecord.from_trial(storage.get_trial(tid)).worker or "its worker"
             reason = f"worker lost: {who} sent {why} (killed, crashed or cut off)"
-            store(partial(storage.set_trial_user_attr, trial_id), failure=reason)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                failed.append(trial_id)
+            store(partial(storage.set_trial_user_attr, tid), failure=reason)
+            if storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                failed.append(tid)
         except UpdateFinishedTrialError:
             continue  # another worker got there first, or the trial finished after all
     numbers = []
-    for trial_id in failed:
-        dead = storage.get_trial(trial_id)
+    for tid in failed:
+        dead = storage.get_trial(tid)
         enqueue_retry(study, dead)
         numbers.append(dead.number)
     return numbers
 
 
-def grace_period_s(storage) -> int:
-    """Seconds without a heartbeat after which a running trial counts as abandoned."""
-    backend = getattr(storage, "_backend", storage)
-    return getattr(backend, "grace_period", None) or 2 * storage.get_heartbeat_interval()
-
-
 def enqueue_retry(study: optuna.Study, dead, *, limit: int | None = MAX_RETRIES) -> bool:
     """Enqueue a trial with the parameters of `dead`, unless it has been retried `limit` times
     (None: however often; an interrupted trial is no fault of its parameters)."""
-    params = dead.params or dead.system_attrs.get("fixed_params") or {}
+    params = dead.params or enqueued_params(dead) or {}
     record = TrialRecord.from_trial(dead)
     history = [*(record.retry_history or ()), dead.number]
     if not params or (limit is not None and len(history) > limit):
@@ -284,14 +263,14 @@ def _ask(study: optuna.Study) -> tuple[optuna.Trial, bool]:
 
 def _record_interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
     """Mark a trial that Ctrl-C cut short failed, and enqueue it again for the next run."""
-    storage = study._storage
+    storage = storage_of(study)
     with interrupts_deferred():  # a second Ctrl-C must not cut this record short
         try:
-            if storage.get_trial(trial._trial_id).state.is_finished():
+            if storage.get_trial(trial_id(trial)).state.is_finished():
                 return  # it was told before the interrupt came
             store(trial.set_user_attr, failure=INTERRUPTED)
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            enqueue_retry(study, storage.get_trial(trial._trial_id), limit=None)
+            enqueue_retry(study, storage.get_trial(trial_id(trial)), limit=None)
         except UpdateFinishedTrialError:
             pass  # another worker judged it dead meanwhile, and enqueued its retry
         except Exception as error:
@@ -338,7 +317,7 @@ def _run_one(study, trial, objective, target, heartbeat_s) -> Outcome:
     reason = f"database connection lost during the trial: {_first_line(lost)}"
     _with_retries(lambda: store(trial.set_user_attr, failure=reason[:300]))
     _with_retries(lambda: _tell(study, trial, None, TrialState.FAIL))
-    _with_retries(lambda: enqueue_retry(study, study._storage.get_trial(trial._trial_id)))
+    _with_retries(lambda: enqueue_retry(study, storage_of(study).get_trial(trial_id(trial))))
     return Outcome(TrialState.FAIL, told=True)
 
 

@@ -20,6 +20,7 @@ import optuna
 import torch
 
 from nas._objective import Objective
+from nas._optuna import check_optuna_internals
 from nas._report import Progress, summary
 from nas._settings import WORKER_INDEX_OPTION, RunSettings
 from nas._stops import (
@@ -109,6 +110,7 @@ def run_search(study: optuna.Study, storage, settings: RunSettings, data: Datase
 def run_worker(storage, settings: RunSettings, data: Dataset) -> int:
     """One of the processes --workers starts: run trials on the existing study, no report."""
     index = settings.worker_index
+    check_optuna_internals(storage)  # OptunaMismatch: one line, exit 2, before any trial
     pin_worker_cores(index, settings.workers, pin=settings.device == "cpu")
     try:
         # The starting process created the study; wait out a database that is briefly away.

@@ -8,6 +8,7 @@ import pytest
 
 from dashboard.data import hypervolume_series, trials_frame
 from dashboard.plot_data import (
+    PROGRESS_TABLE_HEADER,
     SPECTRUM_MEASURES,
     fronts_data,
     hover_texts,
@@ -156,7 +157,9 @@ def test_progress_per_study_states_and_table(hand, two_studies):
 
 
 def test_progress_of_no_study_is_empty(hand):
-    assert progress_data(hand.iloc[:0]) == ((), (), ())
+    empty = progress_data(hand.iloc[:0])
+    assert (empty.studies, empty.states, empty.table, empty.curves) == ((), (), (), ())
+    assert empty.panel == "hypervolume" and empty.header == PROGRESS_TABLE_HEADER
 
 
 def test_importances_keep_the_top_parameters_least_first():
