@@ -34,6 +34,7 @@ from nas._optuna import (
     study_system_attr_json,
     swap_study_system_attr_json,
 )
+from nas._report import fit_width
 from nas._settings import metric_names
 from nas._sqlite import process_alive
 from nas.storage import StorageError
@@ -161,19 +162,19 @@ class _SetUp:
                 if _abandoned(json.loads(mark), now - last_change, stalled_s) and self._claim(
                     mark
                 ):
-                    print(
+                    note = (
                         f"note: finishing the set-up of study {self.study.study_name!r}, which "
-                        "the process that began it left unfinished",
-                        file=sys.stderr,
+                        "the process that began it left unfinished"
                     )
+                    print(fit_width(note), file=sys.stderr)
                     return self._set_up(fresh=False)
             if mark is not None and not told and now - start > UNMARKED_GRACE_S:
                 told = True
-                print(
+                note = (
                     f"note: waiting while another process sets up study "
-                    f"{self.study.study_name!r} (up to {stalled_s:.0f} s without progress)",
-                    file=sys.stderr,
+                    f"{self.study.study_name!r} (up to {stalled_s:.0f} s without progress)"
                 )
+                print(fit_width(note), file=sys.stderr)
             time.sleep(POLL_S)
 
     def _set_up(self, *, fresh: bool) -> bool:

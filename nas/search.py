@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         script="nas-search",
         description="Search the spectrum from normal convolution to Xception: maximize "
         "validation accuracy, minimize MACs (multiply-accumulates).",
-        epilog=f"exit status: 0 done; {EXIT_BAD_INPUT} bad input (nothing created); "
+        epilog=f"exit status: 0 done; {EXIT_BAD_INPUT} bad input or an unsupported Optuna "
+        "(nothing created); "
         f"{EXIT_STORAGE_LOST} database lost; {EXIT_NO_PROGRESS} stopped, as "
         f"{MAX_FAILURES_IN_A_ROW} trials in a row failed or {MAX_SKIPS_IN_A_ROW} were skipped "
         f"by --max-mmacs; {EXIT_INTERRUPTED} Ctrl-C (the next run redoes the interrupted trial)",
