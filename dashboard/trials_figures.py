@@ -61,7 +61,7 @@ def parcoords_figure(data: ParcoordsData) -> go.Figure:
             )
         )
     figure.update_layout(
-        template="plotly_white", height=460, margin=dict(l=70, r=40, t=110, b=30),
+        template="plotly_white", height=460, margin=dict(l=70, r=120, t=110, b=30),
         title=dict(text=f"<span style='font-size:13px'>{data.note}</span>", x=0.01, y=0.98),
         uirevision="parcoords",  # a poll keeps the ranges brushed on the axes
     )  # fmt: skip
