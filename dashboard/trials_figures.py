@@ -84,8 +84,9 @@ def curves_figure(data: CurvesData) -> go.Figure:
                 line=dict(color=CURVE_COLORS[curve_set.group], width=1, dash=dash),
                 opacity=0.5,
                 customdata=curve_set.click,
-                hovertext=list(curve_set.hover),
-                hovertemplate="%{hovertext}<br>%{x}: %{y:.4f}<extra></extra>",
+                # The number only: customdata's study is raw stored text, never a label.
+                hovertemplate=f"trial %{{customdata[1]}} · {curve_set.group}<br>"
+                "%{x}: %{y:.4f}<extra></extra>",
             )
         )
     if data.empty:

@@ -97,13 +97,12 @@ def parcoords_data(facts: Sequence[StudyFacts]) -> ParcoordsData:
     a study axis when several studies are picked, and the objective last."""
     firsts = [(objective_names(fact.info) or [None])[0] for fact in facts]
     colour_label = plot_text(objective_label(firsts[0])) if firsts and firsts[0] else ""
-    rows = []
+    drawn = []  # (rows, objective column): each study's complete trials with a first objective
     for fact, first in zip(facts, firsts):
         column = f"{OBJECTIVE_PREFIX}{first}"
-        if first is None or column not in fact.table.columns:
-            continue
-        done = fact.table[(fact.table["state"] == "COMPLETE") & fact.table[column].notna()]
-        rows += [(fact.info.name, row, row[column]) for row in done.to_dict("records")]
+        if first is not None and column in fact.table.columns:
+            table = fact.table
+            drawn.append((table[(table["state"] == "COMPLETE") & table[column].notna()], column))
     names = list(dict.fromkeys(k for fact in facts for k in fact.distributions))
     names += [
         key[len(PARAM_PREFIX) :]
@@ -111,24 +110,32 @@ def parcoords_data(facts: Sequence[StudyFacts]) -> ParcoordsData:
         for key in fact.table.columns
         if key.startswith(PARAM_PREFIX) and key[len(PARAM_PREFIX) :] not in names
     ]
+
+    def values_of(column: str) -> list:
+        return [
+            _param(value)
+            for done, _ in drawn
+            for value in (done[column] if column in done.columns else [None] * len(done))
+        ]
+
     axes = []
     if len(facts) > 1:
-        study_axis = _axis("study", [study for study, _, _ in rows], facts)
+        study_axis = _axis("study", values_of("study"), facts)
         axes += [study_axis] if study_axis else []
     for name in names:
-        values = [_param(row.get(PARAM_PREFIX + name)) for _, row, _ in rows]
-        axis = _axis(name, values, facts)
+        axis = _axis(name, values_of(PARAM_PREFIX + name), facts)
         if axis is not None:
             axes.append(axis)
-    colour = np.asarray([value for _, _, value in rows], float)
-    if len(rows):
+    colour = np.concatenate([done[column].to_numpy(float) for done, column in drawn] or [[]])
+    count = len(colour)
+    if count:
         axes.append(Axis(colour_label, colour, None))
     total = sum(len(fact.table) for fact in facts)
-    note = f"{len(rows)} complete trials of {total} drawn"
-    if len(rows) and len(axes) == 1:
+    note = f"{count} complete trials of {total} drawn"
+    if count and len(axes) == 1:
         note += " · no parameter varies among them"
     reverse = bool(facts) and facts[0].info.directions[:1] == ("minimize",)
-    return ParcoordsData(tuple(axes), colour, colour_label, reverse, note, empty=not rows)
+    return ParcoordsData(tuple(axes), colour, colour_label, reverse, note, empty=not count)
 
 
 def _param(value):
@@ -144,8 +151,7 @@ class CurveSet(NamedTuple):
     label: str  # escaped legend name
     x: np.ndarray  # NaN between trials
     y: np.ndarray
-    click: list  # [study, number] per point (opens the trial's page)
-    hover: tuple[str, ...]
+    click: np.ndarray  # [study, number] per point (opens the trial's page); hovers show number
 
 
 class CurvesData(NamedTuple):
@@ -175,13 +181,13 @@ def curves_data(facts: Sequence[StudyFacts]) -> CurvesData:
                 continue
             reported |= any(curve.reported for curve in curves)
             stored |= not all(curve.reported for curve in curves)
-            x, y, click, hover = [], [], [], []
+            x, y, numbers = [], [], []
             for curve in curves:
                 x += [*curve.steps, math.nan]
                 y += [*curve.values, math.nan]
-                click += [[fact.info.name, curve.number]] * (len(curve.steps) + 1)
-                text = f"trial {curve.number} · {curve.state.lower()}"
-                hover += [text] * (len(curve.steps) + 1)
+                numbers += [curve.number] * (len(curve.steps) + 1)
+            click = np.empty((len(numbers), 2), object)
+            click[:, 0], click[:, 1] = fact.info.name, numbers
             sets.append(
                 CurveSet(
                     fact.info.name,
@@ -190,7 +196,6 @@ def curves_data(facts: Sequence[StudyFacts]) -> CurvesData:
                     np.asarray(x, float),
                     np.asarray(y, float),
                     click,
-                    tuple(hover),
                 )
             )
     x_label, y_label = {
