@@ -3,9 +3,11 @@
 The headline figure is the data step (FrozenTrials -> trials frame with Pareto membership) plus
 the figure builder (the fronts scatter, WebGL at this size), median over repeats, which is what
 a live update of the fronts page costs the server once the trials are read. Also measured: the
-JSON the browser receives, the other pages' builders, parameter importances, and, on a real
-sqlite file, the first read of all trials, a poll when nothing changed, and a poll after one
-new trial (Optuna's cached storage re-reads only new and unfinished trials).
+JSON the browser receives, the other pages' builders, parameter importances, the trials page
+(its first render on the server: the data step of the table, its first page, the parallel
+coordinates and the curves chart; then a sort + filter, and the CSV), and, on a real sqlite
+file, the first read of all trials, a poll when nothing changed, and a poll after one new trial
+(Optuna's cached storage re-reads only new and unfinished trials).
 
 Trials are fake but follow the search's schema (bench/_fake_studies.py): no training.
 
@@ -39,6 +41,16 @@ from dashboard.figures import fronts_figure, spectrum_figure  # noqa: E402
 from dashboard.plot_data import fronts_data, progress_data, spectrum_data  # noqa: E402
 from dashboard.search_figures import progress_figure  # noqa: E402
 from dashboard.storage import StorageReader, StudyInfo  # noqa: E402
+from dashboard.trials_data import study_facts, trials_table  # noqa: E402
+from dashboard.trials_figures import curves_figure, parcoords_figure  # noqa: E402
+from dashboard.trials_plot_data import curves_data, parcoords_data  # noqa: E402
+from dashboard.trials_table import (  # noqa: E402
+    PAGE_SIZE,
+    filter_rows,
+    page_rows,
+    sort_rows,
+    table_csv,
+)
 
 NAME = "scale"
 
@@ -84,6 +96,7 @@ def in_memory(trials: list, repeats: int) -> dict:
         importance_s, result = median_seconds(lambda: param_importances(study, info), 1, 0)
     assert not result.message, result.message
     return {
+        "trials_page": trials_page(info, trials, frame, repeats),
         "main_figure_s": round(both_s, 3),
         "data_step_s": round(data_s, 3),
         "fronts_figure_s": round(figure_s, 3),
@@ -94,6 +107,52 @@ def in_memory(trials: list, repeats: int) -> dict:
         "spectrum_page_s": round(spectrum_s, 3),
         "progress_page_s": round(progress_s, 3),
         "importances_s": round(importance_s, 3),
+    }
+
+
+def trials_page(info: StudyInfo, trials: list, frame, repeats: int) -> dict:
+    """The trials page on the server: what its first render costs, and what a sort, a filter
+    and the CSV cost once its data is built (the frame is the fronts' own, already built)."""
+
+    def data_step():
+        facts = study_facts(info, trials)
+        return facts, trials_table(frame, [facts])
+
+    data_s, (facts, table) = median_seconds(data_step, repeats)
+    page_s, page = median_seconds(
+        lambda: page_rows(sort_rows(filter_rows(table, "")[0], []), 0, PAGE_SIZE), repeats
+    )
+    parcoords_s, parcoords = median_seconds(
+        lambda: parcoords_figure(parcoords_data([facts])), repeats
+    )
+    curves_s, curves = median_seconds(lambda: curves_figure(curves_data([facts])), repeats)
+    query = "{state} icontains compl && {macs} s> 2M"
+    sort_by = [{"column_id": "val_acc", "direction": "desc"}]
+
+    def sorted_filtered():
+        rows, error = filter_rows(table, query)
+        assert not error, error
+        return page_rows(sort_rows(rows, sort_by), 0, PAGE_SIZE)
+
+    interact_s, _ = median_seconds(sorted_filtered, repeats)
+    csv_s, text = median_seconds(lambda: table_csv(table.rows, table.columns), repeats)
+    sizes = {
+        "page_json_kb": round(len(plotly.io.json.to_json_plotly(page)) / 1e3, 1),
+        "parcoords_json_mb": round(len(plotly.io.to_json(parcoords, validate=False)) / 1e6, 2),
+        "curves_json_mb": round(len(plotly.io.to_json(curves, validate=False)) / 1e6, 2),
+        "csv_mb": round(len(text) / 1e6, 2),
+    }
+    first = data_s + page_s + parcoords_s + curves_s
+    return {
+        "first_render_s": round(first, 3),
+        "data_step_s": round(data_s, 3),
+        "first_page_s": round(page_s, 4),
+        "parcoords_s": round(parcoords_s, 3),
+        "curves_s": round(curves_s, 3),
+        "sort_filter_page_s": round(interact_s, 4),
+        "csv_s": round(csv_s, 3),
+        "columns": len(table.columns),
+        **sizes,
     }
 
 
@@ -138,6 +197,19 @@ def markdown(result: dict) -> list[str]:
         f"| spectrum page figure | {memory['spectrum_page_s']:.3f} |",
         f"| progress page figure (hypervolume per trial) | {memory['progress_page_s']:.3f} |",
         f"| parameter importances, 3 objectives | {memory['importances_s']:.3f} |",
+    ]
+    page = memory["trials_page"]
+    lines += [
+        f"| **trials page, first render on the server** | **{page['first_render_s']:.3f}** |",
+        f"| trials page: table data step ({page['columns']} columns) "
+        f"| {page['data_step_s']:.3f} |",
+        f"| trials page: first page of {PAGE_SIZE} rows ({page['page_json_kb']} kB) "
+        f"| {page['first_page_s']:.4f} |",
+        f"| trials page: parallel coordinates ({page['parcoords_json_mb']} MB) "
+        f"| {page['parcoords_s']:.3f} |",
+        f"| trials page: all curves ({page['curves_json_mb']} MB) | {page['curves_s']:.3f} |",
+        f"| trials page: filter + sort + page | {page['sort_filter_page_s']:.4f} |",
+        f"| trials page: CSV of every trial ({page['csv_mb']} MB) | {page['csv_s']:.3f} |",
     ]
     if disk:
         lines += [

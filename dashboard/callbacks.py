@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import layout
@@ -32,6 +32,15 @@ from dashboard.trial_data import (
     trial_details,
 )
 from dashboard.trial_page import trial_page
+from dashboard.trials_data import TrialsCache
+from dashboard.trials_page import (
+    csv_view,
+    curves_view,
+    parcoords_view,
+    row_click_data,
+    table_view,
+    trials_page,
+)
 from nas.export import code_for_trial
 from nas.storage import OK
 
@@ -93,6 +102,7 @@ def route_view(cache: FrameCache, pathname: str, search: str, status: dict | Non
         "/spectrum": layout.spectrum_page,
         "/progress": layout.progress_page,
         "/importance": layout.importance_page,
+        "/trials": trials_page,
     }
     if pathname in pages:
         return pages[pathname]()
@@ -214,6 +224,78 @@ def _changed(new, old):
     return no_update if new is None or new == old else new
 
 
+# A change of these (not a page turn or a poll) shows the table's first page again.
+TABLE_RESETS = ("studies.value", "trials-states.value", "trials-table.sort_by")
+TABLE_RESETS += ("trials-table.filter_query",)
+
+
+def _register_trials(app: Dash, trials: TrialsCache) -> None:
+    """The trials page: the table's page and CSV, clicks on rows and curves, and its figures."""
+
+    @app.callback(
+        Output("trials-table", "data"),
+        Output("trials-table", "columns"),
+        Output("trials-table", "page_count"),
+        Output("trials-table", "page_current"),
+        Output("trials-count", "children"),
+        Output("trials-filter-error", "children"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+        Input("trials-table", "page_current"),
+        Input("trials-table", "page_size"),
+        Input("trials-table", "sort_by"),
+        Input("trials-table", "filter_query"),
+        Input("trials-states", "value"),
+        State("trials-table", "columns"),
+    )
+    def table(_versions, selection, page, size, sort_by, query, states, columns):
+        if any(prop in TABLE_RESETS for prop in ctx.triggered_prop_ids):
+            page = 0
+        view = table_view(trials, selection, page, size, sort_by, query, states)
+        return (
+            view["data"],
+            _changed(view["columns"], columns),
+            view["page_count"],
+            view["page_current"],
+            view["count"],
+            view["error"],
+        )
+
+    @app.callback(
+        Output("trials-csv", "data"),
+        Input("trials-csv-button", "n_clicks"),
+        State("studies", "value"),
+        State("trials-table", "sort_by"),
+        State("trials-table", "filter_query"),
+        State("trials-states", "value"),
+        prevent_initial_call=True,
+    )
+    def download_csv(_clicks, selection, sort_by, query, states):
+        return csv_view(trials, selection, sort_by, query, states)
+
+    @app.callback(
+        Output("url", "href", allow_duplicate=True),
+        Input("trials-table", "active_cell"),
+        State("trials-table", "data"),
+        prevent_initial_call=True,
+    )
+    def open_row(active_cell, data):
+        return trial_href(row_click_data(data, active_cell)) or no_update
+
+    for graph, view in (("parcoords-graph", parcoords_view), ("curves-graph", curves_view)):
+        app.callback(
+            Output(graph, "figure"), Input("versions", "data"), Input("studies", "value")
+        )(lambda _versions, selection, view=view: view(trials, selection))
+
+    @app.callback(
+        Output("url", "href", allow_duplicate=True),
+        Input("curves-graph", "clickData"),
+        prevent_initial_call=True,
+    )
+    def open_curve(click_data):
+        return trial_href(click_data) or no_update
+
+
 def register_callbacks(app: Dash, cache: FrameCache) -> None:
     """Wire every view to its components (pages come and go; ids may be absent)."""
     memo: dict = {}
@@ -279,3 +361,5 @@ def register_callbacks(app: Dash, cache: FrameCache) -> None:
     )
     def download(_clicks, search):
         return download_view(cache, search)
+
+    _register_trials(app, TrialsCache(cache))

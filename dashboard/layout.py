@@ -1,4 +1,5 @@
-"""The app shell and the pages: fronts, spectrum, progress, importances, and status pages.
+"""The app shell and the pages: fronts, spectrum, progress, importances, and status pages
+(the trials page is `dashboard.trials_page`).
 
 Layout functions only arrange components; the data and figures arrive through callbacks.
 """
@@ -14,6 +15,7 @@ PAGES = (
     ("/spectrum", "Spectrum"),
     ("/progress", "Search progress"),
     ("/importance", "What mattered"),
+    ("/trials", "Trials"),
 )
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
 CREATE_COMMAND = "python -m nas.search --space inception_to_xception --trials 200"

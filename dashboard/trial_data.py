@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from dashboard.storage import StudyInfo
 from nas import Arch
 from nas._plan import BranchPlan, Layer, arch_plan
-from nas.record import TrialRecord, objective_value
+from nas.record import DEFAULT_OBJECTIVES, TrialRecord, finite, objective_value
 
 
 class Op(NamedTuple):
@@ -53,6 +53,8 @@ class TrialDetails(NamedTuple):
     pruned_at: int | None
     input_shape: tuple[int, ...] | None
     num_classes: int
+    params: tuple[tuple[str, str], ...] = ()  # Trial.params, name and value as text
+    reports: tuple[tuple[int, float], ...] = ()  # Trial.report: (step, value), by step
 
 
 def si(value: float, unit: str = "") -> str:
@@ -92,6 +94,10 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         value = getattr(record, key)
         if value is not None:
             facts.append((label, show(value)))
+    # Objectives the record has no fact for (a plain Optuna study's) are listed by their name.
+    for name, value in zip(info.objectives, trial.values or ()):
+        if name not in DEFAULT_OBJECTIVES and finite(value) is not None:
+            facts.append((name, f"{value:.6g}"))
     shape = info.attrs.get("input_shape")
     return TrialDetails(
         study=info.name,
@@ -104,7 +110,18 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         pruned_at=record.pruned_at_epoch,
         input_shape=tuple(int(size) for size in shape) if shape else None,
         num_classes=int(info.attrs.get("num_classes") or 10),
+        params=tuple((name, param_text(value)) for name, value in trial.params.items()),
+        reports=tuple(
+            (int(step), float(value))
+            for step, value in sorted(trial.intermediate_values.items())
+            if finite(value) is not None
+        ),
     )
+
+
+def param_text(value) -> str:
+    """A parameter value as the page shows it: floats to 6 significant digits."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 # The trial page counts costs by building the network (torch). Above this many conv weights

@@ -1,4 +1,5 @@
-"""The trial page: facts, validation curve, block diagram, per-block cost table, code download."""
+"""The trial page: facts, parameters, validation curve (or Trial.report values), block diagram,
+per-block cost table, code download."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dashboard.figures import decoupling_color
 from dashboard.layout import GRAPH_CONFIG, table
 from dashboard.search_figures import curve_figure
 from dashboard.trial_data import Op, StageView, TrialDetails, si
+from dashboard.trials_figures import reports_figure
 
 
 def _op_box(op: Op) -> html.Div:
@@ -119,20 +121,31 @@ def trial_page(
     """The whole page for one trial; `costs` is a cost table frame or None (see cost_error)."""
     title = f"Trial {details.number} of {details.study}"
     facts = table(["", ""], [list(fact) for fact in details.facts], "table facts")
+    facts_column = [html.H3("Facts"), facts]
+    if details.params:
+        rows = [list(param) for param in details.params]
+        facts_column += [html.H3("Parameters"), table(["", ""], rows, "table facts params")]
+    reports = [
+        html.H3("Reported values (Trial.report)"),
+        dcc.Graph(figure=reports_figure(details.reports), config=GRAPH_CONFIG, id="reports"),
+    ]
+    # A plain Optuna trial has no stored curve: what it reported takes the curve's place.
+    if details.val_curve or not details.reports:
+        curve = [
+            html.H3("Validation curve"),
+            dcc.Graph(figure=curve_figure(details), config=GRAPH_CONFIG, id="curve"),
+        ]
+        curve += reports if details.reports else []
+    else:
+        curve = reports
     parts: list = [
         dcc.Link("← back to the fronts", href="/", className="back"),
         html.H2([title, html.Span(details.state.lower(), className=f"badge {details.state}")]),
         html.Pre(details.arch or "(no architecture stored)", className="arch"),
         html.Div(
             [
-                html.Div([html.H3("Facts"), facts], className="col"),
-                html.Div(
-                    [
-                        html.H3("Validation curve"),
-                        dcc.Graph(figure=curve_figure(details), config=GRAPH_CONFIG, id="curve"),
-                    ],
-                    className="col wide",
-                ),
+                html.Div(facts_column, className="col"),
+                html.Div(curve, className="col wide"),
             ],
             className="row",
         ),

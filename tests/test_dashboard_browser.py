@@ -1,12 +1,14 @@
-"""End to end in headless Chromium: the fronts, a live update, a click to a trial page.
+"""End to end in headless Chromium: the fronts, a live update, a click to a trial page, and the
+trials page (sort, filter, CSV, a row click, parallel coordinates).
 
 Screenshots go to a temporary folder; with NAS_UPDATE_SCREENSHOTS=1 they refresh
-docs/screenshots/main.png and trial.png. Needs the system Chromium and its driver (Debian:
-chromium, chromium-driver, which .ci/run installs); nothing is downloaded.
+docs/screenshots/main.png, trial.png and trials.png. Needs the system Chromium and its driver
+(Debian: chromium, chromium-driver, which .ci/run installs); nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 import threading
@@ -31,6 +33,7 @@ SCREENSHOTS = (
     else Path(tempfile.mkdtemp(prefix="nas-screenshots-"))
 )
 GRAPH = "#fronts-graph .js-plotly-plot"
+TABLE = "#trials-table"
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     raise RuntimeError(
@@ -42,6 +45,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -162,6 +166,89 @@ def test_fronts_live_update_and_trial_page(served, browser):
     assert not [e for e in severe if "favicon" not in e["message"]], severe
 
 
+def column_cells(driver, column: str) -> list[str]:
+    """The shown page's cells of one trials-table column, as the browser renders them."""
+    return driver.execute_script(
+        f"return [...document.querySelectorAll('{TABLE} td[data-dash-column=\"{column}\"]')]"
+        ".map(td => td.innerText.trim());"
+    )
+
+
+def figure_types(driver, graph: str) -> list[str]:
+    return driver.execute_script(
+        f"const g = document.querySelector('#{graph} .js-plotly-plot');"
+        "return g && g._fullData ? g._fullData.map(t => t.type) : [];"
+    )
+
+
+def test_trials_page_sort_filter_csv_and_row_click(served, browser, tmp_path):
+    _, trials, address = served
+    wait = WebDriverWait(browser, 40)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    browser.get(address + "/trials")
+    wait.until(lambda d: len(column_cells(d, "number")) == 50)  # one page of 127 trials
+    assert column_cells(browser, "number")[:3] == ["0", "1", "2"]
+    assert (
+        browser.find_element(By.ID, "trials-count").text
+        == f"{len(trials)} of {len(trials)} trials"
+    )
+    # The parallel coordinates: one axis per varying parameter, then the accuracy.
+    wait.until(lambda d: figure_types(d, "parcoords-graph") == ["parcoords"])
+    axes = browser.execute_script(
+        "const g = document.querySelector('#parcoords-graph .js-plotly-plot');"
+        "return g._fullData[0].dimensions.map(d => d.label);"
+    )
+    assert axes[-1] == "validation accuracy" and "s1_segments" in axes
+    assert browser.find_elements(By.CSS_SELECTOR, "#parcoords-graph .parcoords .axis")
+    wait.until(lambda d: figure_types(d, "curves-graph"))
+
+    # Sort by validation accuracy (the header's arrow), on the server: the best or worst first.
+    complete = sorted(t.values[0] for t in trials if t.state.name == "COMPLETE")
+    browser.find_element(
+        By.CSS_SELECTOR, f'{TABLE} th[data-dash-column="val_acc"] .column-header--sort'
+    ).click()
+    shown = lambda d: [float(v) for v in column_cells(d, "val_acc") if v]  # noqa: E731
+    wait.until(
+        lambda d: shown(d) and shown(d)[0] in (round(complete[0], 4), round(complete[-1], 4))
+    )
+    first = shown(browser)
+    assert first == sorted(first) or first == sorted(first, reverse=True)
+    screenshot(browser, "trials.png")
+
+    # Filter the state column: only pruned trials, counted over every page.
+    pruned = sum(t.state.name == "PRUNED" for t in trials)
+    cell = browser.find_element(
+        By.CSS_SELECTOR, f'{TABLE} th.dash-filter[data-dash-column="state"] input'
+    )
+    cell.send_keys("prun", Keys.ENTER)
+    wait.until(lambda d: set(column_cells(d, "state")) == {"PRUNED"})
+    wait.until(
+        lambda d: d.find_element(By.ID, "trials-count").text == f"{pruned} of {len(trials)} trials"
+    )
+
+    # The CSV holds the filtered table, every page of it.
+    browser.find_element(By.ID, "trials-csv-button").click()
+    wait.until(lambda d: [p for p in downloads.iterdir() if p.suffix == ".csv"])
+    written = next(p for p in downloads.iterdir() if p.suffix == ".csv")
+    with written.open(newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == pruned and {line["state"] for line in lines} == {"PRUNED"}
+
+    # A click on a row opens its trial's page, which lists the trial's parameters.
+    number = column_cells(browser, "number")[0]
+    browser.find_element(By.CSS_SELECTOR, f'{TABLE} td[data-dash-column="number"]').click()
+    wait.until(lambda d: urlparse(d.current_url).path == "/trial")
+    assert parse_qs(urlparse(browser.current_url).query) == {"study": ["live"], "number": [number]}
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".trial .params"))
+    assert "s1_segments" in browser.find_element(By.CSS_SELECTOR, ".trial .params").text
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if "favicon" not in e["message"]], severe
+
+
 def test_markup_in_stored_strings_is_drawn_as_text(tmp_path, browser):
     """A study name, landmark and architecture holding Plotly markup: no link, no big text."""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
@@ -191,6 +278,14 @@ def test_markup_in_stored_strings_is_drawn_as_text(tmp_path, browser):
             " hover: g.querySelector('.hoverlayer').textContent,"
             " title: g.querySelector('.gtitle').textContent};"
         )
+        # The trials table shows the stored strings as typed, as text.
+        browser.get(address + "/trials")
+        wait.until(lambda d: len(column_cells(d, "number")) == 19)  # 17 built, 2 added
+        table = browser.execute_script(
+            f"const t = document.querySelector('{TABLE}');"
+            "return {links: [...t.querySelectorAll('a')].map(a => a.outerHTML),"
+            " big: [...t.querySelectorAll('[style*=\"60px\"]')].length, text: t.innerText};"
+        )
     assert not [link for link in drawn["links"] if "evil.example" in link], drawn["links"]
     assert not drawn["big"], drawn["big"]
     # The markup shows as the characters typed, in the star's label, its hover and the note.
@@ -199,3 +294,5 @@ def test_markup_in_stored_strings_is_drawn_as_text(tmp_path, browser):
     assert (
         "architecture cannot be read" in drawn["title"] and '<a href="https://' in drawn["title"]
     )
+    assert not table["links"] and not table["big"], table
+    assert MARKUP in table["text"]  # the landmark and the unreadable architecture, as typed
