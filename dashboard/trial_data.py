@@ -55,6 +55,7 @@ class TrialDetails(NamedTuple):
     num_classes: int
     params: tuple[tuple[str, str], ...] = ()  # Trial.params, name and value as text
     reports: tuple[tuple[int, float], ...] = ()  # Trial.report: (step, value), by step
+    ours: bool = True  # made by nas.search: it has a validation curve to draw
 
 
 def si(value: float, unit: str = "") -> str:
@@ -94,10 +95,14 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         value = getattr(record, key)
         if value is not None:
             facts.append((label, show(value)))
-    # Objectives the record has no fact for (a plain Optuna study's) are listed by their name.
-    for name, value in zip(info.objectives, trial.values or ()):
-        if name not in DEFAULT_OBJECTIVES and finite(value) is not None:
-            facts.append((name, f"{value:.6g}"))
+    # Objectives the record has no fact for are listed by their name; a plain Optuna study's
+    # (it records none) by its own labels.
+    names = info.objectives or info.labels
+    for index, (name, value) in enumerate(zip(names, trial.values or ())):
+        recorded = info.objectives and name in DEFAULT_OBJECTIVES
+        if not recorded and finite(value) is not None:
+            direction = info.directions[index] if index < len(info.directions) else ""
+            facts.append((name, f"{value:.6g}" + (f" ({direction}d)" if direction else "")))
     shape = info.attrs.get("input_shape")
     return TrialDetails(
         study=info.name,
@@ -116,6 +121,7 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
             for step, value in sorted(trial.intermediate_values.items())
             if finite(value) is not None
         ),
+        ours=bool(info.objectives),
     )
 
 

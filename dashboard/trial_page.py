@@ -130,14 +130,14 @@ def trial_page(
         dcc.Graph(figure=reports_figure(details.reports), config=GRAPH_CONFIG, id="reports"),
     ]
     # A plain Optuna trial has no stored curve: what it reported takes the curve's place.
-    if details.val_curve or not details.reports:
+    if details.val_curve or (details.ours and not details.reports):
         curve = [
             html.H3("Validation curve"),
             dcc.Graph(figure=curve_figure(details), config=GRAPH_CONFIG, id="curve"),
         ]
         curve += reports if details.reports else []
     else:
-        curve = reports
+        curve = reports if details.reports else []
     parts: list = [
         dcc.Link("← back to the fronts", href="/", className="back"),
         html.H2([title, html.Span(details.state.lower(), className=f"badge {details.state}")]),

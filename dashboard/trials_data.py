@@ -22,15 +22,11 @@ from optuna.trial import FrozenTrial
 
 from dashboard.data import FrameCache
 from dashboard.storage import StudyInfo
+from nas._settings import OBJECTIVE_LABELS
 from nas.record import finite, read_attr
 
 # Objectives the frame already holds as record columns; any other objective gets its own column.
 RECORD_OBJECTIVES = ("val_acc", "macs", "latency_ms")
-OBJECTIVE_LABELS = {
-    "val_acc": "validation accuracy",
-    "macs": "MACs",
-    "latency_ms": "latency (ms)",
-}
 # Columns taken from the trials frame (what the record and the study's objectives say).
 RECORD_COLUMNS = (
     "val_acc", "macs", "params", "latency_ms", "decoupling", "landmark", "pruned_at_epoch",
@@ -66,6 +62,7 @@ FIXED_COLUMNS = (
     TableColumn("arch", "architecture", "text"),
 )
 STUDY_COLUMN = TableColumn("study", "study", "text")
+PLAIN_COLUMNS = ("number", "state", "duration_s")  # what any Optuna trial has
 
 
 class Curve(NamedTuple):
@@ -92,7 +89,10 @@ def objective_label(name: str) -> str:
 
 
 def objective_names(info: StudyInfo) -> list[str]:
-    """A name per objective of the study: the ones it records, then "value N" for the rest."""
+    """A name per objective of the study: the ones it records, then "value N" for the rest; a
+    study that records none (not ours), its own labels (metric names, else "objective N")."""
+    if not info.objectives:
+        return list(info.labels)
     names = list(info.objectives)[: len(info.directions)]
     return names + [f"value {index}" for index in range(len(names), len(info.directions))]
 
@@ -184,7 +184,11 @@ def trials_table(frame: pd.DataFrame, facts: Sequence[StudyFacts]) -> TrialsTabl
     record = frame.loc[:, ["study", "number", *RECORD_COLUMNS]]
     rows = rows.merge(record, on=["study", "number"], how="left", sort=False)
     rows["landmark"] = rows["landmark"].fillna("")
-    columns = ([STUDY_COLUMN] if len(facts) > 1 else []) + list(FIXED_COLUMNS)
+    fixed = FIXED_COLUMNS
+    if not any(fact.info.objectives for fact in facts):
+        # None of them ours: no record, so no accuracy, cost or architecture column to fill.
+        fixed = tuple(column for column in FIXED_COLUMNS if column.id in PLAIN_COLUMNS)
+    columns = ([STUDY_COLUMN] if len(facts) > 1 else []) + list(fixed)
     renamed = {}
     objectives = [c for c in rows.columns if c.startswith(OBJECTIVE_PREFIX)]
     for column in objectives:
