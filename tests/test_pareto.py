@@ -146,7 +146,7 @@ def study_with_duplicates() -> optuna.Study:
 def test_report_and_dashboard_show_the_same_front_with_duplicates():
     study = study_with_duplicates()
     trials = study.get_trials()
-    info = StudyInfo("dups", ("maximize", "minimize"), ("val_acc", "macs"), {})
+    info = StudyInfo("dups", ("maximize", "minimize"), ("val_acc", "macs"), {"space": "tiny"})
     frame = trials_frame(info, trials)
     on_dashboard = frame.loc[frame["pareto_macs"], "number"].tolist()
     # A row of numbers per trial; its arch string follows on indented lines of its own.
