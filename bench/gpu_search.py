@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     search = ["-m", "nas.search", "--device", device, "--workers", str(workers)]
     if args.quick:
         search += ["--budget", "1x512", "--trials", "40"]
-        args.seconds = min(args.seconds, 40.0)
+        args.seconds = min(args.seconds, 20.0)
     command = [sys.executable, *search, "--storage", storage, "--study", "gpu"]
     print("running", " ".join(command), f"for {args.seconds:.0f} s", flush=True)
     at_least = 2 if args.quick else 0
