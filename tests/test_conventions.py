@@ -125,8 +125,10 @@ def test_python_m_gives_the_same_version(script, tmp_path):
 
 @pytest.mark.parametrize("script", sorted(MODULES))
 def test_the_installed_script_runs(script, tmp_path):
-    # On PATH once the package is installed, as the README's set-up and CI do.
-    installed = shutil.which(script)
+    # Installed beside the interpreter by pip install -e . (the README's set-up and CI's), and
+    # so on PATH wherever that interpreter's folder is.
+    beside = Path(sys.executable).with_name(script)
+    installed = str(beside) if beside.exists() else shutil.which(script)
     assert installed is not None, f"{script} is not on PATH: run pip install -e . first"
     result = subprocess.run(
         [installed, "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=300
