@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from nas.train import Budget
 
 EXIT_BAD_INPUT = 2
-# The distribution whose metadata holds the version (pyproject.toml is its one home).
+# The distribution whose metadata holds the version (built from nas.__version__, its home).
 DISTRIBUTION = "nas-spectrum"
 # Where the experiment commands write by default: a folder under the one they are started in,
 # never a path inside the repository or the installed package.
