@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dashboard.storage import StorageReader, StudyInfo
 from nas import Arch, decoupling_degree
-from nas.pareto import hypervolume, pareto_indices
+from nas.pareto import hypervolume, nondominated_indices, pareto_indices
 from nas.record import DEFAULT_OBJECTIVES, TrialRecord, is_skipped, objective_value
 
 # Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
@@ -165,18 +165,7 @@ def best_trial_mask(values: Sequence[Sequence[float]], directions: Sequence[str]
         * signs
     )  # every objective minimized
     usable = np.flatnonzero(np.isfinite(points).all(axis=1))
-    if width == 2:  # the 2-D rule as written once, in nas.pareto
-        kept = pareto_indices([(-points[i, 0], points[i, 1]) for i in usable])
-        mask[usable[kept]] = True
-        return mask
-    # Lexicographic order: whatever dominates a point comes before it, and is on the front
-    # itself or dominated by a point that is, so comparing with the front so far suffices.
-    front: list[int] = []
-    for index in usable[np.lexsort(points[usable].T[::-1])]:
-        kept = points[front]
-        if not ((kept <= points[index]).all(axis=1) & (kept < points[index]).any(axis=1)).any():
-            front.append(index)
-    mask[front] = True
+    mask[usable[nondominated_indices(points[usable].tolist())]] = True
     return mask
 
 

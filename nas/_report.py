@@ -116,7 +116,6 @@ class Progress:
         self.start = time.monotonic()
         trials = study.get_trials(deepcopy=False)
         self.counted_before = {t.number for t in trials if counts_toward_target(t)}
-        self.start_count = len(self.counted_before)
         self.snapshot: Snapshot | None = None
         self.last_printed: tuple[int, ...] | None = None
         self.bar = None

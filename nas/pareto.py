@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -55,6 +56,25 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
         if -negated == group_top and group_top > best_cheaper:
             front.append(index)
     return front
+
+
+def nondominated_indices(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points, every coordinate minimized, that no other point dominates: the
+    front rule above in any number of objectives (any Optuna study's), equal points all kept.
+
+    Every point must have finite coordinates (the caller leaves out those that do not).
+    """
+    if points and len(points[0]) == 2:  # the 2-D rule as written once, above
+        return sorted(pareto_indices([(-first, second) for first, second in points]))
+    # Lexicographic order: whatever dominates a point comes before it, and is on the front
+    # itself or dominated by a point that is, so comparing with the front so far suffices.
+    array = np.asarray(points, float).reshape(len(points), -1)
+    front: list[int] = []
+    for index in np.lexsort(array.T[::-1]).tolist():
+        kept = array[front]
+        if not ((kept <= array[index]).all(axis=1) & (kept < array[index]).any(axis=1)).any():
+            front.append(index)
+    return sorted(front)
 
 
 def distinct_front(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -360,6 +360,7 @@ def evaluate(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     autocast = _autocast(device, recipe)
     mean, scale = normalization(data, device)
+    memory_format = _memory_format(recipe)
     batch_size = max(1, min(recipe.eval_batch_size, len(images)))
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
@@ -369,7 +370,7 @@ def evaluate(
                 blank = batch.new_zeros(batch_size - real, *batch.shape[1:])
                 batch = torch.cat([batch, blank])
             with autocast:
-                logits = model(normalize(batch, mean, scale, _memory_format(recipe)))
+                logits = model(normalize(batch, mean, scale, memory_format))
             target = labels[start : start + batch_size].to(device)
             correct += (logits[:real].argmax(dim=1) == target).sum()
     return correct.item() / max(1, len(images))
