@@ -38,14 +38,19 @@ from bench._machine import (  # noqa: E402
     device_title,
     write_results,
 )
-from bench.throughput import bench_recipe, load_or_synthesize  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    bench_recipe,
+    default_trial_images,
+    load_or_synthesize,
+)
 from nas import build_model  # noqa: E402
-from nas.train import Budget, auto_budget, train  # noqa: E402
+from nas.train import Budget, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
 def probe(args, device: str, benchmark: bool) -> dict:
-    """{landmark: {"cold_s", "warm_s"}} of short training calls with the mode on or off."""
+    """{"timings": {landmark: {"cold_s", "warm_s"}}, "images_per_trial"} of short training
+    calls with the mode on or off."""
     data, _ = load_or_synthesize("fashion_mnist", None)
     data = replace(data, val_x=data.val_x[: args.val_images], val_y=data.val_y[: args.val_images])
     recipe = replace(bench_recipe("bf16"), cudnn_benchmark=benchmark)
@@ -65,7 +70,7 @@ def probe(args, device: str, benchmark: bool) -> dict:
         cold = seconds(model)
         warm = statistics.median(seconds(model) for _ in range(2))
         timings[name] = {"cold_s": cold, "warm_s": warm}
-    return timings
+    return {"timings": timings, "images_per_trial": default_trial_images(device, data)}
 
 
 def measure(args, device: str) -> dict:
@@ -79,11 +84,10 @@ def measure(args, device: str) -> dict:
         ]  # fmt: skip
         output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
         probes[mode] = json.loads(output.splitlines()[-1])
-    budget = auto_budget(device, "fashion_mnist")
-    images_per_trial = budget.epochs * (budget.train_size or 50_000)
+    images_per_trial = probes["on"]["images_per_trial"]
     rows = {}
     for name in args.landmarks.split(","):
-        on, off = probes["on"][name], probes["off"][name]
+        on, off = probes["on"]["timings"][name], probes["off"]["timings"][name]
         tuning_s = (on["cold_s"] - on["warm_s"]) - (off["cold_s"] - off["warm_s"])
         saved_per_image_s = (off["warm_s"] - on["warm_s"]) / args.images
         rows[name] = {

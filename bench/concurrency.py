@@ -31,9 +31,14 @@ from bench._machine import (  # noqa: E402
     device_title,
     write_results,
 )
-from bench.throughput import bench_recipe, load_or_synthesize, ours  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    bench_recipe,
+    default_trial_images,
+    load_or_synthesize,
+    ours,
+)
 from nas import build_model  # noqa: E402
-from nas.train import Budget, auto_budget, train  # noqa: E402
+from nas.train import Budget, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
@@ -83,8 +88,7 @@ def worker(args, device: str) -> None:
     while not images or time.time() < args.start_at + args.window:
         result = train(model, tiny_val, Budget(1, args.images), device=device, recipe=recipe)
         images, busy = images + result.images_seen, busy + result.train_seconds
-    budget = auto_budget(device, args.dataset)
-    per_trial = budget.epochs * min(budget.train_size or len(data.train_x), len(data.train_x))
+    per_trial = default_trial_images(device, data)
     report = {"img_s": images / busy, "late_start_s": late_s, "images_per_trial": per_trial}
     print(json.dumps(report))
 

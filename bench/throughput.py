@@ -49,7 +49,7 @@ from bench._machine import (  # noqa: E402
 )
 from nas import build_model, count_cost  # noqa: E402
 from nas.data import Dataset, DatasetNotFoundError, load_dataset  # noqa: E402
-from nas.train import DEFAULT_RECIPE, Budget, cpu_threads, train  # noqa: E402
+from nas.train import DEFAULT_RECIPE, Budget, auto_budget, cpu_threads, train  # noqa: E402
 from search_spaces import LANDMARKS  # noqa: E402
 
 
@@ -87,6 +87,12 @@ def bench_recipe(precision: str, channels_last: bool = True):
     return replace(
         DEFAULT_RECIPE, cuda_bf16=bf16, cpu_bf16=bf16, min_steps=0, channels_last=channels_last
     )
+
+
+def default_trial_images(device: str, data: Dataset) -> int:
+    """Training images of one trial at the search's default budget (`--budget auto`)."""
+    budget = auto_budget(device, data.name)
+    return budget.epochs * min(budget.train_size or len(data.train_x), len(data.train_x))
 
 
 def plain_loop(model, data, images: int, device: str, channels_last: bool = False) -> float:

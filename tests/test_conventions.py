@@ -5,6 +5,7 @@ named with the line that installs it, and outputs that stay in the folder a comm
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import re
@@ -142,6 +143,8 @@ def test_the_version_has_one_home():
     assert "version" not in PROJECT and PROJECT["dynamic"] == ["version"]
     assert TOOL["setuptools"]["dynamic"]["version"] == {"attr": "nas.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", nas.__version__)
+    # What pip installed was built from it.
+    assert importlib.metadata.version("nas-spectrum") == nas.__version__
 
 
 def test_the_version_without_package_metadata_is_the_source_trees(monkeypatch):
