@@ -119,8 +119,16 @@ def report_lines(record: dict) -> list[str]:
             f"{row['net_s_per_trial']:+.1f} s |"
         )
     if rows:
-        net = statistics.median(row["net_s_per_trial"] for row in rows.values())
-        verdict = "keep it on" if net > 0 else "turn it off (Recipe.cudnn_benchmark)"
+        nets = [row["net_s_per_trial"] for row in rows.values()]
+        net, gains = statistics.median(nets), sum(value > 0 for value in nets)
+        # One cold and one warm call per landmark and setting: the verdict needs them to agree.
+        verdict = (
+            "keep it on"
+            if gains == len(nets)
+            else "turn it off (Recipe.cudnn_benchmark)"
+            if gains == 0
+            else f"not distinguishable: {gains} of {len(nets)} landmarks gain"
+        )
         if not record["device"].startswith("cuda"):
             verdict = "no verdict: the mode does nothing on a CPU (a logic check only)"
         lines += ["", f"Median net per trial {net:+.1f} s: {verdict}.", ""]
