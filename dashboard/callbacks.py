@@ -71,7 +71,9 @@ def poll_view(cache: FrameCache, selection: list[str] | None) -> dict:
 
 
 def _study_label(name: str, attrs: dict) -> str:
-    about = ", ".join(str(attrs[key]) for key in ("space", "dataset") if attrs.get(key))
+    # A user's data is named by its folder or file, not by the whole path it was read from.
+    shown = (attrs.get("space"), attrs.get("dataset_name") or attrs.get("dataset"))
+    about = ", ".join(str(value) for value in shown if value)
     return f"{name} ({about})" if about else name
 
 

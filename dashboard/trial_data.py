@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 
 from dashboard.storage import StudyInfo
 from nas import Arch
+from nas._data_choice import class_names_text
 from nas._plan import BranchPlan, Layer, arch_plan
 from nas.record import DEFAULT_OBJECTIVES, TrialRecord, finite, objective_value
 
@@ -68,6 +69,21 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:g} {unit}".rstrip()
 
 
+def dataset_fact(attrs: dict) -> str | None:
+    """The study's data in one line: name, image shape, classes and their names (as text)."""
+    name = attrs.get("dataset_name") or attrs.get("dataset")
+    if not isinstance(name, str):
+        return None
+    about = []
+    shape = attrs.get("input_shape")
+    if isinstance(shape, list) and all(isinstance(size, int) for size in shape):
+        about.append("x".join(map(str, shape)))
+    names = attrs.get("class_names")
+    if isinstance(names, list) and names:
+        about.append(f"{len(names)} classes: {class_names_text(names)}")
+    return f"{name} ({'; '.join(about)})" if about else name
+
+
 def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
     """What the trial page shows, from the trial and its study's attributes."""
     record = TrialRecord.from_trial(trial)
@@ -103,6 +119,9 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         if not recorded and finite(value) is not None:
             direction = info.directions[index] if index < len(info.directions) else ""
             facts.append((name, f"{value:.6g}" + (f" ({direction}d)" if direction else "")))
+    dataset = dataset_fact(info.attrs)
+    if dataset is not None:
+        facts.append(("dataset", dataset))
     shape = info.attrs.get("input_shape")
     return TrialDetails(
         study=info.name,

@@ -192,19 +192,10 @@ def add_space_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_dataset_option(parser: argparse.ArgumentParser, *, only_known: bool = False) -> None:
-    """--dataset; `only_known`: the parser itself refuses other names (for a command that only
-    looks the dataset up in DATASET_SHAPES), else the command that loads it does."""
-    parser.add_argument(
-        "--dataset",
-        default=DEFAULT_DATASET,
-        choices=sorted(DATASET_SHAPES) if only_known else None,
-        help=f"one of {', '.join(DATASET_SHAPES)} (default {DEFAULT_DATASET})",
-    )
-
-
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding a built-in dataset's files"
+    )
 
 
 def add_output_options(
@@ -233,12 +224,6 @@ def add_output_options(
         default=out,
         help=f"the report, with {out_also} beside it (default {out}, in the current folder)",
     )
-
-
-def add_dataset_options(parser: argparse.ArgumentParser) -> None:
-    """--dataset and --data-dir, for the commands that load a dataset by name."""
-    add_dataset_option(parser)
-    add_data_dir_option(parser)
 
 
 def add_budget_option(parser: argparse.ArgumentParser) -> None:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 import nas
 import search_spaces
-from nas._cli import DATASET_SHAPES, device_and_budget
+from nas._cli import device_and_budget
+from nas._data_choice import DataChoice, study_data_attrs
 from nas.storage import check_search_url, redact
-from search_spaces import LANDMARKS, SearchSpace
+from search_spaces import SearchSpace, landmarks_for
 
 if TYPE_CHECKING:
     from nas.data import Dataset
@@ -47,9 +48,8 @@ SEED_LIMIT = 2**32
 class RunSettings:
     """What one `python -m nas.search` process runs; built by `from_args`."""
 
-    space: SearchSpace  # resolved once from --space
-    dataset: str
-    data_dir: str | None
+    space: SearchSpace  # resolved once from --space; adapted to the images by `space_for`
+    data: DataChoice  # --dataset, --data-dir, --image-size, --channels
     storage_url: str
     study_name: str  # --study, else SPACE-DATASET
     sampler: str
@@ -75,10 +75,7 @@ class RunSettings:
             ValueError: one line naming the first bad option and what it accepts.
         """
         space = search_spaces.get(args.space)
-        if args.dataset not in DATASET_SHAPES:
-            raise ValueError(
-                f"unknown dataset {args.dataset!r}: choose from {', '.join(DATASET_SHAPES)}"
-            )
+        data = DataChoice.from_args(args)
         if args.sampler not in SAMPLERS:
             raise ValueError(
                 f"unknown sampler {args.sampler!r}: choose from {', '.join(SAMPLERS)}"
@@ -104,7 +101,7 @@ class RunSettings:
         device, budget = device_and_budget(args)
         if args.max_mmacs is not None and args.worker_index is None:
             # Not in the processes --workers starts: their parent checked the same command.
-            _check_some_architecture_fits(space, args.dataset, args.max_mmacs)
+            _check_some_architecture_fits(space, data, device, args.max_mmacs)
         if args.epochs is not None:
             budget = dataclasses.replace(budget, epochs=args.epochs)
         heartbeat = DEFAULT_HEARTBEAT_S if args.heartbeat is None else args.heartbeat
@@ -115,10 +112,9 @@ class RunSettings:
             )
         return cls(
             space=space,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
+            data=data,
             storage_url=args.storage,
-            study_name=args.study or f"{space.name}-{args.dataset}",
+            study_name=args.study or f"{space.name}-{data.label}",
             sampler=args.sampler,
             objectives=OBJECTIVES[args.objectives],
             trials=args.trials,
@@ -144,6 +140,10 @@ class RunSettings:
         """The command line, as the study and exported files record it: never with a password."""
         return "python -m nas.search " + shlex.join(redact(arg) for arg in self.arguments)
 
+    def space_for(self, input_shape: tuple[int, int, int]) -> SearchSpace:
+        """The space as it runs on images of `input_shape`: its stem downsamples large ones."""
+        return self.space.for_input(input_shape)
+
     def batch_size(self, data: Dataset) -> int:
         """The batch every trial trains at: the recipe's for this budget on this training split."""
         # Loaded with the data, so torch is there already; see the module docstring.
@@ -155,7 +155,7 @@ class RunSettings:
         """The attributes a study of this run stores, and that a rerun checks it against."""
         return {
             "space": self.space.name,
-            "dataset": self.dataset,
+            **study_data_attrs(self.data, data),
             "objectives": list(self.objectives),
             "budget": str(self.budget),
             "batch_size": self.batch_size(data),
@@ -168,22 +168,26 @@ class RunSettings:
             "version": nas.__version__,
         }
 
-    def landmark_trials(self) -> list[tuple[dict, dict]]:
-        """(params, trial attrs) of the landmarks this space reaches, to run first.
+    def landmark_trials(self, input_shape: tuple[int, int, int]) -> list[tuple[dict, dict]]:
+        """(params, trial attrs) of the landmarks this space reaches on images of
+        `input_shape`, to run first.
 
         No more than --trials of them: a waiting trial beyond the target would never run.
         """
         if not self.landmarks:
             return []
+        space = self.space_for(input_shape)
         reachable = [
             (params, {"landmark": name})
-            for name, arch in LANDMARKS.items()
-            if (params := self.space.params_for(arch)) is not None
+            for name, arch in landmarks_for(input_shape).items()
+            if (params := space.params_for(arch)) is not None
         ]
         return reachable[: self.trials]
 
 
-def _check_some_architecture_fits(space: SearchSpace, dataset: str, max_mmacs: float) -> None:
+def _check_some_architecture_fits(
+    space: SearchSpace, data: DataChoice, device: str, max_mmacs: float
+) -> None:
     """Refuse a --max-mmacs below the space's cheapest network: every trial would be skipped.
 
     Raises:
@@ -194,8 +198,8 @@ def _check_some_architecture_fits(space: SearchSpace, dataset: str, max_mmacs: f
     from nas._objective import exceeds_limit
     from nas.cost import count_cost
 
-    input_shape, num_classes = DATASET_SHAPES[dataset]
-    cheapest = cheapest_architecture(space, input_shape, num_classes)
+    input_shape, num_classes = data.shape(device)
+    cheapest = cheapest_architecture(space.for_input(input_shape), input_shape, num_classes)
     if cheapest is None:
         return  # a space of another layout: the search stops after skipping many in a row
     macs = count_cost(cheapest, input_shape, num_classes).macs
@@ -203,7 +207,7 @@ def _check_some_architecture_fits(space: SearchSpace, dataset: str, max_mmacs: f
         least = f"{macs / 1e6:.6f}".rstrip("0").rstrip(".")
         raise ValueError(
             f"--max-mmacs {max_mmacs:g} fits no architecture of space {space.name}: its "
-            f"cheapest on {dataset} needs {least} MMACs; give --max-mmacs {least} or more"
+            f"cheapest on {data.label} needs {least} MMACs; give --max-mmacs {least} or more"
         )
 
 

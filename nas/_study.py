@@ -25,6 +25,7 @@ import warnings
 import optuna
 from optuna.storages import RDBStorage
 
+from nas._data_choice import data_mismatch
 from nas._faults import fault_point
 from nas._optuna import (
     check_optuna_internals,
@@ -50,7 +51,7 @@ UNMARKED_GRACE_S = 3.0
 # each step takes one write, a fraction of a second even on a remote database.
 STALLED_S = 20.0
 POLL_S = 0.2
-COMPATIBLE_KEYS = ("space", "dataset", "objectives")
+COMPATIBLE_KEYS = ("space", "objectives")  # and the data: `nas._data_choice.data_mismatch`
 
 
 def existing_study(storage: RDBStorage, name: str) -> optuna.Study | None:
@@ -236,6 +237,9 @@ def _landmark_key(params: dict, attrs: dict) -> str:
 
 
 def _refuse_incompatible(study_name: str, stored: dict, wanted: dict) -> None:
+    mismatch = data_mismatch(study_name, stored, wanted)
+    if mismatch is not None:
+        raise StorageError(mismatch)
     for key in COMPATIBLE_KEYS:
         if key in stored and key in wanted and stored[key] != wanted[key]:
             raise StorageError(
@@ -245,5 +249,5 @@ def _refuse_incompatible(study_name: str, stored: dict, wanted: dict) -> None:
 
 
 def check_compatible(study: optuna.Study, wanted: dict) -> None:
-    """Refuse to continue a study that was started with another space, dataset or objectives."""
+    """Refuse to continue a study that was started with another space, data or objectives."""
     _refuse_incompatible(study.study_name, study.user_attrs, wanted)

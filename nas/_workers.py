@@ -40,7 +40,7 @@ from nas._worker import (
 from nas.data import Dataset
 from nas.pruning import NO_PRUNING, DominancePruner
 from nas.storage import redact
-from search_spaces import LANDMARKS
+from search_spaces import landmarks_for
 
 PROGRESS_EVERY_S = 2.0  # how often the starting process reports while its workers run
 POLL_S = 0.25  # how often it checks whether a worker has stopped
@@ -62,8 +62,9 @@ def run_search(study: optuna.Study, storage, settings: RunSettings, data: Datase
     print(
         f"study {study.study_name!r} in {redact(settings.storage_url)}: "
         f"{progress.done()}/{settings.trials} trials already done\n"
-        f"  space {settings.space.name}, dataset {settings.dataset}, sampler {settings.sampler}, "
-        f"{settings.workers} worker(s)\n"
+        f"  space {settings.space.name}, dataset {settings.data.label} "
+        f"({'x'.join(map(str, data.input_shape))}, {data.num_classes} classes), "
+        f"sampler {settings.sampler}, {settings.workers} worker(s)\n"
         f"  budget {settings.budget} (batch {settings.batch_size(data)}) per trial on "
         f"{settings.device}",
         file=sys.stderr,
@@ -182,7 +183,7 @@ def make_sampler(settings: RunSettings) -> optuna.samplers.BaseSampler:
 
 def make_objective(settings: RunSettings, data: Dataset) -> Objective:
     return Objective(
-        space=settings.space,
+        space=settings.space_for(data.input_shape),
         data=data,
         budget=settings.budget,
         device=settings.device,
@@ -190,7 +191,9 @@ def make_objective(settings: RunSettings, data: Dataset) -> Objective:
         objectives=settings.objectives,
         pruner=DominancePruner() if settings.prune else NO_PRUNING,
         max_mmacs=settings.max_mmacs,
-        landmark_names={str(arch): name for name, arch in LANDMARKS.items()},
+        landmark_names={
+            str(arch): name for name, arch in landmarks_for(data.input_shape).items()
+        },
     )
 
 

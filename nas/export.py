@@ -46,6 +46,7 @@ from nas._cli import (
     fail,
     missing_extra,
 )
+from nas._data_choice import DataChoice, class_names_text, data_mismatch, study_data_attrs
 from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
 from nas.record import TrialRecord, trial_accuracy
 from nas.storage import load_study
@@ -144,7 +145,7 @@ def trial_network(study: optuna.Study, trial: FrozenTrial) -> tuple[Arch, tuple,
     attrs = study.user_attrs
     shape, classes = attrs.get("input_shape"), attrs.get("num_classes")
     if shape is None or classes is None:
-        from nas.inspect import DATASET_SHAPES
+        from nas._cli import DATASET_SHAPES
 
         if attrs.get("dataset") not in DATASET_SHAPES:
             raise ValueError(
@@ -173,7 +174,8 @@ def provenance_of(study: optuna.Study, trial: FrozenTrial, pick: str | None = No
         "trial": trial.number,
         "pick": pick,
         "landmark": record.landmark,
-        "dataset": attrs.get("dataset"),
+        "dataset": attrs.get("dataset_name") or attrs.get("dataset"),
+        "classes": class_names_text(attrs.get("class_names")),
         "val_acc": trial_accuracy(trial),
         "budget": record.budget if record.budget is not None else attrs.get("budget"),
         "command": attrs.get("command"),
@@ -210,6 +212,12 @@ def build_parser() -> OneLineParser:
         help="train with the final recipe on the full training split; report test accuracy",
     )
     parser.add_argument("--weights", default=None, help="where trained weights go (OUT.pt)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="with --train-epochs: where the study's own data is now, if it moved (default: "
+        "the dataset the study recorded; a user's data must have the same fingerprint)",
+    )
     add_data_dir_option(parser)
     add_device_option(parser)
     add_seed_option(parser)
@@ -354,16 +362,26 @@ def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):
     import torch
 
     from nas.builder import build_model
-    from nas.data import load_dataset
     from nas.train import resolve_device, train_final
 
-    data = load_dataset(str(study.user_attrs.get("dataset")), args.data_dir)
+    device = resolve_device(args.device)
+    attrs = study.user_attrs
+    choice = DataChoice(
+        dataset=args.dataset or str(attrs.get("dataset")),
+        data_dir=args.data_dir,
+        image_size=attrs.get("image_size"),
+        channels=attrs.get("channels"),
+    )
+    choice.check()
+    data = choice.load(device)
+    mismatch = data_mismatch(study.study_name, attrs, study_data_attrs(choice, data))
+    if mismatch is not None:
+        raise ValueError(mismatch)
     if tuple(data.input_shape) != tuple(input_shape) or data.num_classes != num_classes:
         raise ValueError(
             f"dataset {data.name} has {data.input_shape} images and {data.num_classes} classes; "
             f"the study searched for {tuple(input_shape)} and {num_classes}"
         )
-    device = resolve_device(args.device)
     print(
         f"training for {args.train_epochs} epochs on the full {data.name} training split "
         f"({device})...",

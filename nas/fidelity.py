@@ -26,7 +26,6 @@ import search_spaces
 from nas._cli import (
     OneLineParser,
     add_budget_option,
-    add_dataset_options,
     add_device_option,
     add_output_options,
     add_seed_option,
@@ -36,8 +35,9 @@ from nas._cli import (
     refusing_bad_input,
     whole_number_at_least,
 )
+from nas._data_choice import DataChoice, add_dataset_options
 from nas._runlog import append_run, read_runs
-from search_spaces import LANDMARKS
+from search_spaces import LANDMARKS, landmarks_for
 
 
 def average_ranks(values: list[float]) -> list[float]:
@@ -87,11 +87,14 @@ def kendall_tau(xs: list[float], ys: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator else 0.0
 
 
-def sample_archs(space_name: str, count: int, seed: int) -> list[tuple[str, str]]:
-    """(label, arch string): the landmarks first, then `count` seeded random architectures."""
-    space = search_spaces.get(space_name)
+def sample_archs(
+    space_name: str, count: int, seed: int, input_shape: tuple[int, int, int] = (1, 28, 28)
+) -> list[tuple[str, str]]:
+    """(label, arch string): the landmarks first, then `count` seeded random architectures,
+    as the search would build them for images of `input_shape`."""
+    space = search_spaces.get(space_name).for_input(input_shape)
     rng = random.Random(seed)
-    chosen = [(name, str(arch)) for name, arch in LANDMARKS.items()]
+    chosen = [(name, str(arch)) for name, arch in landmarks_for(input_shape).items()]
     seen = {text for _, text in chosen}
     while len(chosen) < len(LANDMARKS) + count:
         params = {name: rng.choice(values) for name, values in space.choices.items()}
@@ -317,8 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    # nas.data and nas.train load torch: imported once a run starts, not for --help.
-    from nas.data import load_dataset
+    # nas.train loads torch: imported once a run starts, not for --help.
     from nas.train import DEFAULT_RECIPE, Budget
 
     device, short = device_and_budget(args)
@@ -331,13 +333,14 @@ def _run(args) -> int:
     long_images = long.epochs * (long.train_size or 10**9)
     if long_images < 10 * short_images:
         raise ValueError(f"--long-budget {long} must be at least 10x the proxy budget {short}")
-    archs = sample_archs(args.space, args.archs, args.seed)
+    choice = DataChoice.from_args(args)
+    archs = sample_archs(args.space, args.archs, args.seed, choice.shape(device)[0])
     results_path, out = Path(args.runs), Path(args.out)
     check_writable(results_path, "--runs", makes_folder=True)
     # The report may go to the folder the runs' log creates (both default to results/).
     check_writable(out, "--out", makes_folder=out.parent == results_path.parent)
     read_runs(results_path, RUN_KEYS)  # refuses another file before the dataset loads
-    data = load_dataset(args.dataset, args.data_dir)
+    data = choice.load(device)
     runs = load_runs(results_path, len(data.train_x))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -365,7 +368,7 @@ def _run(args) -> int:
     summary = {
         "command": " ".join(["python -m nas.fidelity", *sys.argv[1:]]),
         "machine": machine(),
-        "dataset": args.dataset,
+        "dataset": choice.label,
         "space": args.space,
         "proxy_budget": str(short),
         "long_budget": str(long),

@@ -30,7 +30,6 @@ from nas._arch import Arch
 from nas._cli import (
     OneLineParser,
     add_budget_option,
-    add_dataset_options,
     add_device_option,
     add_output_options,
     check_writable,
@@ -39,9 +38,10 @@ from nas._cli import (
     refusing_bad_input,
     whole_number_at_least,
 )
+from nas._data_choice import DataChoice, add_dataset_options, data_key_of
 from nas._findings_report import render
 from nas._runlog import append_run, read_runs
-from search_spaces import LANDMARKS
+from search_spaces import LANDMARKS, stem_stride_for
 
 TARGET_PARAMS_FROM = "inception_v3"
 EXPERIMENTS = (
@@ -156,7 +156,6 @@ def _run(args) -> int:
     from nas._machine import machine
     from nas.builder import build_model
     from nas.cost import count_cost, measure_latency
-    from nas.data import load_dataset
     from nas.train import DEFAULT_RECIPE, train
 
     device, budget = device_and_budget(args)
@@ -165,7 +164,9 @@ def _run(args) -> int:
         check_writable(path, option, makes_folder=True)
     # Refused before the dataset loads when --runs names some other file.
     runs = {run["key"]: run for run in read_runs(runs_path, RUN_KEYS)}
-    data = load_dataset(args.dataset, args.data_dir)
+    choice = DataChoice.from_args(args)
+    data = choice.load(device)
+    data_key = data_key_of(choice, data)
     batch_size = DEFAULT_RECIPE.batch_size_for(budget, len(data.train_x))
     shape, classes = data.input_shape, data.num_classes
     experiments = {
@@ -175,21 +176,28 @@ def _run(args) -> int:
         "matched": matched_landmarks(shape, classes),
         "speed": list(LANDMARKS.items()),
     }
-    experiments = {name: archs for name, archs in experiments.items() if name in args.only}
+    # The designs are drawn for 28 x 28 images; on larger ones their stem downsamples first,
+    # as the search's does, so that they compare at the cost they would have there.
+    stride = stem_stride_for(shape)
+    experiments = {
+        name: [(label, replace(arch, stem_stride=stride)) for label, arch in archs]
+        for name, archs in experiments.items()
+        if name in args.only
+    }
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     trained = {arch for name, archs in experiments.items() if name != "speed" for _, arch in archs}
     todo = [
         (a, s)
         for a in sorted(trained, key=str)
         for s in range(args.seeds)
-        if run_key(a, str(budget), s, args.dataset, batch_size) not in runs
+        if run_key(a, str(budget), s, data_key, batch_size) not in runs
     ]
     start = time.monotonic()
     for index, (arch, seed) in enumerate(todo, 1):
         model = build_model(arch, data.in_channels, classes)
         result = train(model, data, budget, device=device, seed=seed)
         run = {
-            "key": run_key(arch, str(budget), seed, args.dataset, batch_size),
+            "key": run_key(arch, str(budget), seed, data_key, batch_size),
             "val_acc": result.val_acc,
             "failure": result.failure,
             "seconds": round(result.train_seconds, 2),
@@ -212,7 +220,7 @@ def _run(args) -> int:
             accs = [
                 runs[k]["val_acc"]
                 for s in range(args.seeds)
-                if (k := run_key(arch, str(budget), s, args.dataset, batch_size)) in runs
+                if (k := run_key(arch, str(budget), s, data_key, batch_size)) in runs
                 and not runs[k]["failure"]
             ]
             rows.append(
@@ -230,7 +238,7 @@ def _run(args) -> int:
             )
         tables[name] = rows
     context = {
-        "dataset": args.dataset,
+        "dataset": choice.label,
         "budget": str(budget),
         "batch_size": batch_size,
         "seeds": args.seeds,

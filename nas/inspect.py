@@ -1,4 +1,8 @@
-"""`python -m nas.inspect NAME_OR_ARCH [--dataset D] [--json]`: an architecture and its cost."""
+"""`python -m nas.inspect NAME_OR_ARCH [--dataset D] [--json]`: an architecture and its cost.
+
+D is a built-in dataset or the path of a user's own (`nas._data_choice`); a landmark's stem
+then downsamples as the search's would on those images (`search_spaces.landmarks_for`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,16 @@ import json
 import sys
 
 from nas._arch import Arch, decoupling_degree
-from nas._cli import DATASET_SHAPES, OneLineParser, add_dataset_option, fail
-from search_spaces import LANDMARKS
+from nas._cli import OneLineParser, fail
+from nas._data_choice import DataChoice, add_dataset_options
+from search_spaces import LANDMARKS, landmarks_for
 
 
-def resolve_arch(text: str) -> Arch:
-    """A landmark name or an architecture string; ValueError says which names exist."""
+def resolve_arch(text: str, input_shape: tuple[int, int, int] = (1, 28, 28)) -> Arch:
+    """A landmark name (its form for images of `input_shape`) or an architecture string;
+    ValueError says which names exist."""
     if text in LANDMARKS:
-        return LANDMARKS[text]
+        return landmarks_for(input_shape)[text]
     if not text.startswith("stem"):
         raise ValueError(
             f"unknown landmark {text!r}: choose from {', '.join(LANDMARKS)} "
@@ -22,16 +28,17 @@ def resolve_arch(text: str) -> Arch:
     return Arch.parse(text)
 
 
-def describe(arch: Arch, dataset: str) -> dict:
+def describe(arch: Arch, data: DataChoice) -> dict:
     """Everything `inspect` prints, as plain data."""
     from nas.cost import count_cost, part_costs
 
-    input_shape, num_classes = DATASET_SHAPES[dataset]
+    input_shape, num_classes = data.shape()
     total = count_cost(arch, input_shape, num_classes)
     parts = part_costs(arch, input_shape, num_classes)
     return {
         "arch": str(arch),
-        "dataset": dataset,
+        "dataset": data.label,
+        "num_classes": num_classes,
         "input_shape": list(input_shape),
         "macs": total.macs,
         "flops": total.flops,
@@ -48,7 +55,8 @@ def format_table(info: dict) -> str:
     """The human-readable report."""
     lines = [
         f"arch        {info['arch']}",
-        f"input       {'x'.join(map(str, info['input_shape']))} ({info['dataset']})",
+        f"input       {'x'.join(map(str, info['input_shape']))} ({info['dataset']}, "
+        f"{info['num_classes']} classes)",
         "",
         f"{'part':<16}{'MACs':>12}{'params':>10}{'share of MACs':>15}",
     ]
@@ -74,7 +82,7 @@ def build_parser() -> OneLineParser:
         description="Print an architecture's per-block cost (MACs, params) and decoupling.",
     )
     parser.add_argument("arch", help="a landmark name (e.g. xception) or an architecture string")
-    add_dataset_option(parser, only_known=True)
+    add_dataset_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -82,10 +90,12 @@ def build_parser() -> OneLineParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        arch = resolve_arch(args.arch)
+        data = DataChoice.from_args(args)
+        input_shape = data.shape()[0] if args.arch in LANDMARKS else (1, 28, 28)
+        arch = resolve_arch(args.arch, input_shape)
+        info = describe(arch, data)
     except ValueError as error:
         return fail(str(error))
-    info = describe(arch, args.dataset)
     print(json.dumps(info) if args.json else format_table(info))
     return 0
 

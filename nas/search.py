@@ -15,11 +15,9 @@ import optuna
 
 import search_spaces
 from nas._cli import (
-    DATASET_SHAPES,
     EXIT_BAD_INPUT,
     OneLineParser,
     add_budget_option,
-    add_dataset_options,
     add_device_option,
     add_seed_option,
     add_space_option,
@@ -28,6 +26,7 @@ from nas._cli import (
     refusing_bad_input,
     whole_number_at_least,
 )
+from nas._data_choice import add_dataset_options
 from nas._report import fit_width
 from nas._settings import OBJECTIVES, SAMPLERS, WORKER_INDEX_OPTION, RunSettings, resume_notes
 from nas._stops import (
@@ -39,7 +38,7 @@ from nas._stops import (
 )
 from nas._study import check_compatible, open_or_create_study
 from nas.storage import open_storage
-from search_spaces import LANDMARKS
+from search_spaces import landmarks_for
 
 if TYPE_CHECKING:
     from nas.data import Dataset
@@ -138,9 +137,7 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
     # Both load torch, which takes seconds: imported once a search starts, so that --help and
     # a refused command answer at once.
     from nas._workers import run_search, run_worker
-    from nas.data import load_dataset
-
-    data = load_dataset(settings.dataset, settings.data_dir, split_seed=0)
+    data = settings.data.load(settings.device, split_seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna flags heartbeats as experimental
         storage = open_storage(settings.storage_url, heartbeat_s=settings.heartbeat_s)
@@ -150,11 +147,13 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
 
 
 def _dry_run(settings: RunSettings) -> str:
-    """The space, its size and the landmarks' costs, without touching storage or data."""
+    """The space, its size and the landmarks' costs on the data's images, without touching
+    storage (a user's images are not decoded: their shape comes from the cache or their
+    headers)."""
     from nas.cost import count_cost  # loads torch; see _run
 
-    space = settings.space
-    input_shape, num_classes = DATASET_SHAPES[settings.dataset]
+    input_shape, num_classes = settings.data.shape(settings.device)
+    space = settings.space_for(input_shape)
     lines = [
         f"space {space.name}: {space.description}",
         f"  {len(space.choices)} parameters, {space.size():,} assignments",
@@ -162,11 +161,13 @@ def _dry_run(settings: RunSettings) -> str:
     for name, values in space.choices.items():
         lines.append(f"    {name:<16} {', '.join(values)}")
     lines += [
-        f"dataset {settings.dataset} ({'x'.join(map(str, input_shape))}), "
-        f"budget {settings.budget} on {settings.device}",
+        f"dataset {settings.data.label} ({'x'.join(map(str, input_shape))}, "
+        f"{num_classes} classes), budget {settings.budget} on {settings.device}",
+        f"stem stride {space.stem_stride}: the stages see "
+        f"{_after_stem(input_shape, space.stem_stride)} pixels",
         "landmarks (MACs = multiply-accumulates):",
     ]
-    for name, arch in LANDMARKS.items():
+    for name, arch in landmarks_for(input_shape).items():
         cost = count_cost(arch, input_shape, num_classes)
         reachable = "" if space.params_for(arch) is not None else "  (not in this space)"
         lines.append(
@@ -175,13 +176,25 @@ def _dry_run(settings: RunSettings) -> str:
     return "\n".join(lines)
 
 
+def _after_stem(input_shape: tuple[int, int, int], stride: int) -> str:
+    """The size the stem's convolution and pools leave ("28x28"): each halving rounds up."""
+    _, height, width = input_shape
+    while stride > 1:
+        height, width, stride = -(-height // 2), -(-width // 2), stride // 2
+    return f"{height}x{width}"
+
+
 def _open_study(storage, settings: RunSettings, data: Dataset) -> optuna.Study:
     """The run's study, created with the landmarks first, or continued when it is compatible."""
     attrs = settings.study_attrs(data)
     # Safe when several processes start on the same new study: one creates it and enqueues
     # the landmarks.
     study, created = open_or_create_study(
-        storage, settings.study_name, settings.directions, attrs, settings.landmark_trials()
+        storage,
+        settings.study_name,
+        settings.directions,
+        attrs,
+        settings.landmark_trials(data.input_shape),
     )
     if not created:
         check_compatible(study, attrs)

@@ -11,7 +11,7 @@ from nas import search
 from nas._settings import DEFAULT_HEARTBEAT_S, RunSettings, resume_notes
 from nas.storage import DEFAULT_STORAGE
 from nas.train import BATCH_SIZE_BEFORE_MIN_STEPS, Budget
-from search_spaces import LANDMARKS
+from search_spaces import LANDMARKS, landmarks_for
 
 STUDY_ATTRS = {
     "space",
@@ -83,7 +83,7 @@ def test_every_option_lands_in_its_field():
     assert (run.sampler, run.seed, run.workers, run.trials) == ("tpe", 7, 2, 12)
     assert run.heartbeat_s is None  # 0 turns heartbeats off
     assert not run.prune and not run.landmarks and run.max_mmacs == 1.5
-    assert run.landmark_trials() == []
+    assert run.landmark_trials((1, 8, 8)) == []
 
 
 def test_settings_are_frozen():
@@ -172,11 +172,21 @@ def test_the_recorded_command_never_holds_a_password():
 
 def test_landmark_trials_reach_their_landmarks_and_never_exceed_the_target():
     run = settings()
-    trials = run.landmark_trials()
+    trials = run.landmark_trials((1, 28, 28))
     assert trials, "the default space reaches landmarks"
     for params, attrs in trials:
         assert run.space.arch_from_params(params) == LANDMARKS[attrs["landmark"]]
-    assert len(settings("--trials", "2").landmark_trials()) == 2
+    assert len(settings("--trials", "2").landmark_trials((1, 28, 28))) == 2
+
+
+def test_landmark_trials_of_large_images_have_the_stem_that_downsamples_them():
+    run = settings()
+    trials = run.landmark_trials((3, 224, 224))
+    assert len(trials) == len(run.landmark_trials((1, 28, 28)))
+    for params, attrs in trials:
+        built = run.space_for((3, 224, 224)).arch_from_params(params)
+        assert built.stem_stride == 8
+        assert built == landmarks_for((3, 224, 224))[attrs["landmark"]]
 
 
 def test_resume_notes_name_what_changed():

@@ -1,0 +1,229 @@
+"""The dataset a command line names: a built-in one, or the path of a user's own images.
+
+`--dataset` takes a built-in name (`DATASET_SHAPES`) or a path: a class-per-folder image tree
+or an ``.npz`` file (`nas.user_data`). `--image-size` and `--channels` shape a user's images.
+`DataChoice` checks these once, cheaply (no torch, no image opened), and is then what every
+command asks for the data's shape or the data itself.
+
+What a study stores of its data, and how a study is matched with the data of a later run, also
+lives here (`study_data_attrs`, `same_data`), so search, workers and export agree on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nas._cli import DATASET_SHAPES, DEFAULT_DATASET, add_data_dir_option
+
+if TYPE_CHECKING:
+    from nas.data import Dataset
+
+# The exported docstring and the dashboard name this many classes; ImageNet's 1000 would
+# fill a page.
+MAX_CLASSES_SHOWN = 20
+MIN_IMAGE_SIDE = 8  # the skeleton's three stride-2 stages need 8 pixels to end at 1 x 1
+MAX_IMAGE_SIDE = 4096
+CHANNELS = (1, 3)
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """`--dataset`, `--data-dir`, `--image-size` and `--channels`, checked.
+
+    Attributes:
+        dataset: a built-in name, or the path as the user gave it.
+        data_dir: where a built-in dataset's files are (None: the usual places).
+        image_size: a user dataset's images are resized and centre-cropped to this side.
+        channels: a user dataset's images are converted to 1 (grey) or 3 (RGB) channels.
+    """
+
+    dataset: str
+    data_dir: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DataChoice:
+        """The choice a parsed command line makes (options it lacks count as not given).
+
+        Raises:
+            ValueError: one line: a name that is neither built-in nor a file or folder, or
+                image options given for a built-in dataset.
+        """
+        choice = cls(
+            dataset=args.dataset,
+            data_dir=getattr(args, "data_dir", None),
+            image_size=getattr(args, "image_size", None),
+            channels=getattr(args, "channels", None),
+        )
+        choice.check()
+        return choice
+
+    def check(self) -> None:
+        """Raise a one-line ValueError when the choice cannot name any data."""
+        if self.builtin:
+            if self.image_size is not None or self.channels is not None:
+                raise ValueError(
+                    "--image-size and --channels apply to a folder or .npz dataset, not the "
+                    f"built-in {self.dataset}: drop them, or give --dataset PATH"
+                )
+            return
+        path = Path(self.dataset).expanduser()
+        if not path.exists():
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}: not a built-in one "
+                f"({', '.join(DATASET_SHAPES)}) and no such file or folder; give a folder of "
+                "class subfolders of images, or an .npz file"
+            )
+        if path.is_file() and path.suffix.lower() != ".npz":
+            raise ValueError(
+                f"--dataset {self.dataset}: a file must be an .npz (x_train, y_train, ...); "
+                "for images, give the folder that holds one subfolder per class"
+            )
+        if self.image_size is not None and not (
+            MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE
+        ):
+            raise ValueError(
+                f"--image-size must be a whole number from {MIN_IMAGE_SIDE} to "
+                f"{MAX_IMAGE_SIDE}, got {self.image_size}"
+            )
+        if self.channels is not None and self.channels not in CHANNELS:
+            raise ValueError(f"--channels must be 1 or 3, got {self.channels}")
+
+    @property
+    def builtin(self) -> bool:
+        return self.dataset in DATASET_SHAPES
+
+    @property
+    def label(self) -> str:
+        """A short name: the built-in name, or the folder's or file's name."""
+        if self.builtin:
+            return self.dataset
+        from nas.user_data import dataset_label
+
+        return dataset_label(self.dataset)
+
+    @property
+    def stored_name(self) -> str:
+        """What a study records as its "dataset": the name, or the absolute path (loadable
+        from any folder, e.g. by the export's final training)."""
+        return self.dataset if self.builtin else str(Path(self.dataset).expanduser().resolve())
+
+    def shape(self, device: str = "cpu") -> tuple[tuple[int, int, int], int]:
+        """(input shape C x H x W, classes), without decoding a user's images when avoidable."""
+        if self.builtin:
+            return DATASET_SHAPES[self.dataset]
+        from nas.user_data import describe_user_dataset
+
+        described = describe_user_dataset(
+            self.dataset, image_size=self.image_size, channels=self.channels, device=device
+        )
+        return tuple(described.input_shape), described.num_classes
+
+    def load(self, device: str = "cpu", *, split_seed: int = 0) -> Dataset:
+        """The dataset with its seeded splits (a user's decoded once, then from the cache)."""
+        from nas.data import load_dataset
+
+        return load_dataset(
+            self.dataset,
+            self.data_dir,
+            split_seed=split_seed,
+            image_size=self.image_size,
+            channels=self.channels,
+            device=device,
+        )
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
+    """--dataset NAME|PATH, --image-size, --channels (and --data-dir for the built-ins)."""
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"a built-in dataset ({', '.join(DATASET_SHAPES)}; default {DEFAULT_DATASET}) or "
+        "the path of your own: a folder with one subfolder of images per class (optionally "
+        "under train/, val/, test/), or an .npz with x_train, y_train (see docs/data.md)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="your dataset's images resized (shorter side) and centre-cropped to N x N "
+        "(default: their size when they share one, else the median, at most 64 on a CPU "
+        "and 224 on a GPU)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        choices=CHANNELS,
+        help="your dataset's images as 1 (grey) or 3 (RGB) channels (default: 3 if any "
+        "image has colour)",
+    )
+    if data_dir:
+        add_data_dir_option(parser)
+
+
+def study_data_attrs(choice: DataChoice, data: Dataset) -> dict:
+    """What a study records about the data it searches (the input shape is stored apart)."""
+    attrs = {
+        "dataset": choice.stored_name,
+        "class_names": list(data.class_names),
+    }
+    if not choice.builtin:
+        attrs.update(
+            {
+                "dataset_name": choice.label,
+                "data_fingerprint": data.fingerprint,
+                "image_size": choice.image_size,
+                "channels": choice.channels,
+            }
+        )
+    return attrs
+
+
+def data_mismatch(study_name: str, stored: dict, wanted: dict) -> str | None:
+    """Why a study cannot be continued (or its network trained) on this data; None if it can.
+
+    A user's data is matched by the fingerprint of its decoded images and labels, so the same
+    folder moved elsewhere still matches and a changed one does not; a built-in one by name.
+    """
+    if "data_fingerprint" in stored or "data_fingerprint" in wanted:
+        old, new = stored.get("data_fingerprint"), wanted.get("data_fingerprint")
+        if old == new:
+            return None
+        return (
+            f"study {study_name!r} was searched on other data ({_data_named(stored)}) than "
+            f"this run's ({_data_named(wanted)}): give another --study name, or the data the "
+            "study was searched on"
+        )
+    if "dataset" in stored and "dataset" in wanted and stored["dataset"] != wanted["dataset"]:
+        return (
+            f"study {study_name!r} was run with dataset={stored['dataset']!r}, not "
+            f"{wanted['dataset']!r}: give another --study name or the same dataset"
+        )
+    return None
+
+
+def _data_named(attrs: dict) -> str:
+    name = attrs.get("dataset_name") or attrs.get("dataset")
+    fingerprint = attrs.get("data_fingerprint")
+    return f"{name}, fingerprint {fingerprint}" if fingerprint else str(name)
+
+
+def data_key_of(choice: DataChoice, data: Dataset) -> str:
+    """What a resumable run log keys its runs by: the built-in name, or the name and the
+    fingerprint of a user's data (so a changed folder is not mixed with its old runs)."""
+    return choice.label if choice.builtin else f"{choice.label}:{data.fingerprint}"
+
+
+def class_names_text(names) -> str | None:
+    """Stored class names as one line, each after its label ("0 cat, 1 dog"); None if absent."""
+    if not isinstance(names, list) or not names:
+        return None
+    shown = ", ".join(f"{label} {name}" for label, name in enumerate(names[:MAX_CLASSES_SHOWN]))
+    more = len(names) - MAX_CLASSES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
