@@ -180,7 +180,8 @@ def decode_file(path: Path, channels: int, side: int | None) -> np.ndarray:
 
 
 def _unreadable(path: Path, error: Exception) -> UserDatasetError:
-    why = " ".join(str(error).split()) or type(error).__name__
+    # Pillow often repeats the path in its message; the message names it once already.
+    why = " ".join(str(error).replace(f" {str(path)!r}", "").split()) or type(error).__name__
     return UserDatasetError(f"{path}: not a readable image ({why}); replace or delete the file")
 
 
