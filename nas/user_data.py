@@ -177,7 +177,7 @@ def _decode(source, options: Options, cache_file: Path) -> _Decoded:
     size = _bytes(plan.shape.images * channels * height * width)
     note(
         f"decoding {plan.shape.images:,} images of {source.root} into {channels} x {height} x "
-        f"{width} uint8 ({size}), once; cache: {cache_file}"
+        f"{width} uint8 ({size}); cache for later runs: {cache_file}"
     )
     progress = Progress(plan.shape.images)
     try:
@@ -270,7 +270,7 @@ def _read_meta(cache_file: Path) -> dict | None:
         _shape_of(meta)
         return meta
     except Exception as error:  # any damage (truncation, a foreign file): decode again
-        note(f"note: the cache {cache_file} cannot be read ({error}); decoding again")
+        note(f"note: the cache {cache_file} cannot be read ({error}); reading the images instead")
         return None
 
 
@@ -288,7 +288,7 @@ def _from_cache(cache_file: Path, source, options: Options) -> _Decoded | None:
             if labels.dtype != np.int64 or labels.shape != (len(images),):
                 raise ValueError(f"labels are {labels.dtype} {labels.shape}")
     except Exception as error:  # as in _read_meta
-        note(f"note: the cache {cache_file} cannot be read ({error}); decoding again")
+        note(f"note: the cache {cache_file} cannot be read ({error}); reading the images instead")
         return None
     return _Decoded(splits, tuple(meta["class_names"]), meta["fingerprint"])
 

@@ -260,6 +260,15 @@ def test_npz_layouts_share_one_fingerprint_and_pixels_change_it(tmp_path):
     assert load_user_dataset(tmp_path / "named.npz").fingerprint not in fingerprints
 
 
+def test_compressed_npz(tmp_path):
+    written = write_npz(tmp_path / "plain.npz", splits=("train", "test"))
+    arrays = {name: array for name, array in written.items() if not name.startswith("pixels")}
+    np.savez_compressed(tmp_path / "small.npz", **arrays)
+    assert describe_user_dataset(tmp_path / "small.npz").images == 36
+    data = load_user_dataset(tmp_path / "small.npz")
+    assert np.array_equal(data.test_x.numpy(), written["pixels_test"])
+
+
 def test_npz_class_names_channels_and_size_options(tmp_path):
     write_npz(tmp_path / "c.npz", colour=True, class_names=("shirt", "trousers", "jumper"))
     data = load_user_dataset(tmp_path / "c.npz", channels=1, image_size=14)
@@ -349,6 +358,15 @@ def test_progress_lines_when_not_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert any(line.startswith("decoding 30 images of") and "cache:" in line for line in lines)
     progress = [line for line in lines if line.startswith("decoded ")]
     assert len(progress) == 10 and progress[-1] == "decoded 30/30 images (100%)"
+
+
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources_module, "PROGRESS_MIN_IMAGES", 10)
+    monkeypatch.setattr(sources_module, "_is_terminal", lambda stream: True)
+    write_image_folder(tmp_path / "pets", classes=3, per_class=10)
+    load_user_dataset(tmp_path / "pets")
+    err = capsys.readouterr().err
+    assert "\r" in err and "30/30" in err and "decoded 30/30" not in err  # tqdm, no lines
 
 
 # ---- memory --------------------------------------------------------------------------------
