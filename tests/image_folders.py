@@ -11,24 +11,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+import nas.user_data as user_data
 from nas._dataset_files import _read_idx
+from nas.data import CLASS_NAMES
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Fashion-MNIST's class names as folder names ("T-shirt/top" cannot name a folder).
-FOLDER_NAMES = (
-    "T-shirt_top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle_boot",
+FOLDER_NAMES = tuple(
+    name.replace("/", "_").replace(" ", "_") for name in CLASS_NAMES["fashion_mnist"]
 )
+
+
+@pytest.fixture(autouse=True)
+def user_data_cache(monkeypatch, tmp_path):
+    """A test's own user-data cache folder, the machine's memory budget and no tensors kept
+    from an earlier test (import it into a test module: it is autouse)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(user_data.MEMORY_BUDGET_VARIABLE, raising=False)
+    user_data._MEMO.clear()
+    yield
+    user_data._MEMO.clear()
 
 
 @functools.cache

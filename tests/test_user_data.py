@@ -22,17 +22,13 @@ from nas.user_data import (
     load_user_dataset,
     memory_budget_bytes,
 )
-from tests.image_folders import FOLDER_NAMES, tinted, write_image_folder, write_npz
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    """Each test has its own cache folder, the real memory budget and no earlier tensors."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(user_data.MEMORY_BUDGET_VARIABLE, raising=False)
-    user_data._MEMO.clear()
-    yield
-    user_data._MEMO.clear()
+from tests.image_folders import (
+    FOLDER_NAMES,
+    tinted,
+    user_data_cache,  # noqa: F401  (autouse)
+    write_image_folder,
+    write_npz,
+)
 
 
 def cached_files() -> list[str]:
@@ -355,7 +351,10 @@ def test_progress_lines_when_not_on_a_terminal(tmp_path, monkeypatch, capsys):
     write_image_folder(tmp_path / "pets", classes=3, per_class=10)
     load_user_dataset(tmp_path / "pets")
     lines = capsys.readouterr().err.splitlines()
-    assert any(line.startswith("decoding 30 images of") and "cache:" in line for line in lines)
+    assert any(
+        line.startswith("decoding 30 images of") and "cache for later runs: " in line
+        for line in lines
+    )
     progress = [line for line in lines if line.startswith("decoded ")]
     assert len(progress) == 10 and progress[-1] == "decoded 30/30 images (100%)"
 

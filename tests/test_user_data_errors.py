@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import nas.user_data as user_data
 from nas.data import cache_dir, load_dataset
 from nas.user_data import UserDatasetError, describe_user_dataset, load_user_dataset
-from tests.image_folders import write_image_folder, write_npz
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(user_data.MEMORY_BUDGET_VARIABLE, raising=False)
-    user_data._MEMO.clear()
-    yield
-    user_data._MEMO.clear()
-
+from tests.image_folders import (
+    user_data_cache,  # noqa: F401  (autouse)
+    write_image_folder,
+    write_npz,
+)
 
 # ---- folders: each writer damages a small tree and returns the path to load ------------------
 
