@@ -389,6 +389,18 @@ def test_memory_budget_reads_the_machine():
     assert 0.4 * available * 1024 < budget < 0.6 * available * 1024
 
 
+def test_memory_budget_on_cuda_is_half_the_free_device_memory(monkeypatch):
+    asked = []
+
+    def mem_get_info(device):
+        asked.append(device)
+        return 8_000_000_000, 141_000_000_000
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    assert memory_budget_bytes("cuda:1") == 4_000_000_000
+    assert asked == [torch.device("cuda:1")]
+
+
 # ---- describe and the names ----------------------------------------------------------------
 
 
