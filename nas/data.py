@@ -1,4 +1,5 @@
-"""Datasets as whole uint8 tensors: Fashion-MNIST, CIFAR-10 and scikit-learn's digits.
+"""Datasets as whole uint8 tensors: Fashion-MNIST, CIFAR-10, scikit-learn's digits, and a
+user's own folder or .npz (any other name is a path: see `nas.user_data`).
 
 Each dataset comes as train / validation / test tensors. The validation split is a fixed,
 seeded part of the official training set; the search scores on it and never sees the test set.
@@ -42,6 +43,34 @@ from nas._dataset_files import (
 )
 
 DATASETS = ("fashion_mnist", "cifar10", "digits")
+# The official class names, in label order.
+CLASS_NAMES = {
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "cifar10": (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
+    "digits": tuple(str(digit) for digit in range(10)),
+}
 
 # Validation images carved from the official training set (the size used by most papers that
 # hold out part of these training sets; large enough that 1% accuracy is 100 images).
@@ -92,6 +121,10 @@ class Dataset:
     Attributes:
         mean: per-channel mean of the train split, in [0, 1] units (pixel / 255).
         std: per-channel standard deviation of the train split, in [0, 1] units.
+        class_names: the name of each label, in label order.
+        fingerprint: a hash of a user dataset's images, labels and class names (a study
+            stores it so it is not continued on other data); "" for the built-ins, which
+            their names identify.
     """
 
     name: str
@@ -104,6 +137,8 @@ class Dataset:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    class_names: tuple[str, ...] = ()
+    fingerprint: str = ""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -116,22 +151,52 @@ class Dataset:
         return self.input_shape[0]
 
 
-def load_dataset(name: str, data_dir: str | None = None, *, split_seed: int = 0) -> Dataset:
+def is_builtin(name: str) -> bool:
+    """Whether `name` is a built-in dataset (else `load_dataset` reads it as a path)."""
+    return name in DATASETS
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    split_seed: int = 0,
+    image_size: int | None = None,
+    channels: int | None = None,
+    device: str = "cpu",
+) -> Dataset:
     """Load a dataset with its seeded validation split; repeated calls reuse the tensors.
 
     Args:
-        name: one of `DATASETS`.
-        data_dir: a directory holding the files; defaults to ``$NAS_DATA_DIR``, then the cache,
-            the system copies and a download (see the module docstring).
-        split_seed: seed of the train / validation split (and digits' test split).
+        name: one of `DATASETS`, or the path of a folder or .npz of the user's own
+            (`nas.user_data.load_user_dataset`).
+        data_dir: a directory holding a built-in's files; defaults to ``$NAS_DATA_DIR``, then
+            the cache, the system copies and a download (see the module docstring). Not used
+            for a path.
+        split_seed: seed of the train / validation split (and of any test split carved).
+        image_size: a path's images resized and centre-cropped to this square side.
+        channels: a path's images converted to 1 (grey) or 3 (RGB) channels.
+        device: where training runs; for a path it sets the default size cap and the memory
+            budget.
 
     Raises:
-        ValueError: for an unknown name.
-        DatasetNotFoundError: when no lookup place has the files.
-        DatasetCorruptError: when a file is truncated or malformed.
+        ValueError: image_size or channels for a built-in.
+        DatasetNotFoundError: when no lookup place has a built-in's files.
+        DatasetCorruptError: when a built-in's file is truncated or malformed.
+        nas.user_data.UserDatasetError: (a ValueError) for a path that cannot be used.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    if not is_builtin(name):
+        # Imported here: nas.user_data builds on this module (Dataset, cache_dir).
+        from nas.user_data import load_user_dataset
+
+        return load_user_dataset(
+            name, image_size=image_size, channels=channels, split_seed=split_seed, device=device
+        )
+    if image_size is not None or channels is not None:
+        raise ValueError(
+            f"--image-size and --channels apply to a folder or .npz dataset, not the built-in "
+            f"{name}"
+        )
     explicit = data_dir or os.environ.get("NAS_DATA_DIR") or None
     return _load_split(name, explicit, split_seed)
 
@@ -162,6 +227,7 @@ def _load_split(name: str, explicit_dir: str | None, split_seed: int) -> Dataset
         num_classes=10,
         mean=tuple(pixels.mean(dim=1).tolist()),
         std=tuple(pixels.std(dim=1).tolist()),
+        class_names=CLASS_NAMES[name],
     )
 
 
