@@ -17,6 +17,9 @@ import torch
 from torch import nn
 
 import search_spaces
+from dashboard import callbacks
+from dashboard.data import FrameCache
+from dashboard.storage import StorageReader
 from dashboard.trial_data import stem_text
 from nas import Arch, build_model, decoupling_degree
 from nas._arch import STEM_STRIDES
@@ -293,3 +296,22 @@ def test_the_trial_page_describes_the_built_stem(stride):
         expected += f" + {pools} max pool" + ("s" if pools > 1 else "")
     assert text == expected + ", 3 → 16 ch"
     assert stem_text(arch, None).endswith(", image → 16 ch")
+
+
+def test_the_trial_page_of_a_strided_network_draws_and_counts_its_stem(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(storage=url, study_name="big", directions=["maximize", "minimize"])
+    attrs = {"objectives": ["val_acc", "macs"], "input_shape": [3, 224, 224], "num_classes": 10}
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    arch = landmarks_for((3, 224, 224))["xception"]
+    cost = count_cost(arch, (3, 224, 224))
+    record = {"arch": str(arch), "macs": cost.macs, "params": cost.params}
+    study.add_trial(optuna.trial.create_trial(values=[0.5, cost.macs], user_attrs=record))
+    reader = StorageReader(url)
+    try:
+        page = str(callbacks.trial_view(FrameCache(reader), "big", 0).to_plotly_json())
+    finally:
+        reader.close()
+    assert "3x3 conv stride 2 + 2 max pools, 3 → 16 ch" in page
+    assert f"{16 * 27 * 112 * 112:,}" in page  # the stem's row of the cost table
