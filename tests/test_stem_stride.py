@@ -32,14 +32,7 @@ OLD_STUDY = Path(__file__).with_name("data") / "old_study"
 # From tests/test_export.py: several branches, a 1x1 before, a residual.
 TINY = "stem8-c16_d1_s2_k1.3.pool_g1_pbefore_f0_a1_r0-c24_d1_s2_k3_gdw_pafter_f0_a0_r1"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Networks this small gain nothing from threads; on a busy machine threads stall each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def old_strings(count: int = 12) -> list[str]:
