@@ -173,7 +173,7 @@ class Arch:
     """A whole network: stem conv -> stages -> global average pool -> linear head.
 
     `stem_stride` is the stem's downsampling (see STEM_STRIDES): 1 keeps the input's
-    resolution, as every network before it did.
+    resolution, as every network did before strided stems.
     """
 
     stem: int

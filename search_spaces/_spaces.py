@@ -3,7 +3,8 @@
 Parameter names are stable (stored studies depend on them): `stem_width`, and per stage i
 (1-based) `s{i}_width`, `s{i}_depth`, `s{i}_branches`, `s{i}_segments`, `s{i}_pointwise`,
 `s{i}_factorize`, `s{i}_mid_act`, `s{i}_residual`. Categorical values are strings so that
-Optuna stores them the same way in every backend.
+Optuna stores them the same way in every backend. A space sized for larger images
+(`SearchSpace.for_input`) has the same parameters and choices; only its stem stride differs.
 """
 
 from __future__ import annotations
