@@ -29,6 +29,7 @@ from dashboard.trial_data import (
     conv_weights,
     cost_table,
     si,
+    stem_text,
     trial_details,
 )
 from dashboard.trial_page import trial_page
@@ -130,7 +131,8 @@ def trial_view(cache: FrameCache, study: str, number: int):
     if details.arch:
         try:
             arch = Arch.parse(details.arch)
-            stem, stages = arch.stem, arch_diagram(arch)
+            in_chs = details.input_shape[0] if details.input_shape else None
+            stem, stages = stem_text(arch, in_chs), arch_diagram(arch)
             error = "the study does not record its input shape, so costs cannot be counted"
             weights = conv_weights(arch)
             if weights > MAX_COUNTED_WEIGHTS:

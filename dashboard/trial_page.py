@@ -50,14 +50,14 @@ def _stage_card(view: StageView) -> html.Div:
     )
 
 
-def block_diagram(stages: tuple[StageView, ...], stem: int, details: TrialDetails) -> html.Div:
-    """Stem -> one card per stage (its first block, branch by branch) -> head."""
-    in_chs = details.input_shape[0] if details.input_shape else "image"
+def block_diagram(stages: tuple[StageView, ...], stem: str, details: TrialDetails) -> html.Div:
+    """Stem (`stem`: its description, see trial_data.stem_text) -> one card per stage (its
+    first block, branch by branch) -> head."""
     items: list = [
         html.Div(
             [
                 html.Div("stem", className="stage-title"),
-                html.Div(f"3x3 conv, {in_chs} → {stem} ch"),
+                html.Div(stem),
             ],
             className="node",
         )
@@ -113,12 +113,13 @@ def cost_rows(costs) -> list[list]:
 
 def trial_page(
     details: TrialDetails,
-    stem: int | None,
+    stem: str | None,
     stages: tuple[StageView, ...],
     costs,
     cost_error: str,
 ) -> html.Div:
-    """The whole page for one trial; `costs` is a cost table frame or None (see cost_error)."""
+    """The whole page for one trial; `stem` describes the stem (None without an architecture);
+    `costs` is a cost table frame or None (see cost_error)."""
     title = f"Trial {details.number} of {details.study}"
     facts = table(["", ""], [list(fact) for fact in details.facts], "table facts")
     facts_column = [html.H3("Facts"), facts]

@@ -3,8 +3,12 @@
 String form (stages joined by "-", knobs of a stage joined by "_"):
 
     stem16-c32_d2_s2_k3_g1_pnone_f0_a0_r0-c64_d2_s2_k1.3.5.pool_g1_pbefore_f1_a1_r0
+    stem16s8-c32_d2_s2_k3_g1_pnone_f0_a0_r0-...   (the same stages behind a stride-8 stem)
 
     stemN     stem conv width (3 x 3, stride 1)
+    stemNsS   the same with the stem's stride S (2, 4, 8 or 16): the 3 x 3 conv takes stride 2
+              and a 3 x 3 max pool of stride 2 follows for each further halving; S is written
+              only when it is not 1 (so stemNs1 is refused: it is spelled stemN)
     cN        stage width (output channels of every block)
     dN        depth (blocks in the stage; the knobs below are shared by them)
     sN        stride of the stage's first block (1 or 2)
@@ -35,6 +39,10 @@ from nas._channels import branch_widths, resolve_groups, spatial_conv_shapes
 BRANCH_ORDER = ("1", "3", "5", "7", "pool")
 POINTWISE_PLACES = ("none", "before", "after", "both")
 STRIDES = (1, 2)
+# The stem's downsampling: large images reach the stages at about the resolution the spaces
+# were designed for (search_spaces.stem_stride_for chooses it from the input size).
+STEM_STRIDES = (1, 2, 4, 8, 16)
+_STEM_STRIDE_TEXT = {str(stride): stride for stride in STEM_STRIDES if stride != 1}
 
 # Bounds of the grammar, generous for real networks: Xception and ResNet-50 end at 2048
 # channels, ResNet-152 has 50 blocks and Xception 12 modules, so none comes near them. They
@@ -162,13 +170,23 @@ class Stage:
 
 @dataclass(frozen=True)
 class Arch:
-    """A whole network: stem conv -> stages -> global average pool -> linear head."""
+    """A whole network: stem conv -> stages -> global average pool -> linear head.
+
+    `stem_stride` is the stem's downsampling (see STEM_STRIDES): 1 keeps the input's
+    resolution, as every network did before strided stems.
+    """
 
     stem: int
     stages: tuple[Stage, ...]
+    stem_stride: int = 1
 
     def __post_init__(self) -> None:
         _check_count("stem width", self.stem, MAX_WIDTH)
+        stride = self.stem_stride
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride not in STEM_STRIDES:
+            raise ValueError(
+                f"stem stride must be one of {', '.join(map(str, STEM_STRIDES))}, got {stride!r}"
+            )
         if not self.stages:
             raise ValueError("an architecture needs at least one stage")
         if len(self.stages) > MAX_STAGES:
@@ -209,10 +227,13 @@ class Arch:
 
     @property
     def total_stride(self) -> int:
-        return math.prod(stage.stride for stage in self.stages)
+        """The input's downsampling before the global pool: the stem's times the stages'."""
+        return self.stem_stride * math.prod(stage.stride for stage in self.stages)
 
     def __str__(self) -> str:
-        return "-".join([f"stem{self.stem}"] + [stage.to_token() for stage in self.stages])
+        # A stride of 1 is left unwritten: strings stored before strided stems keep their text.
+        stem = f"stem{self.stem}" + (f"s{self.stem_stride}" if self.stem_stride != 1 else "")
+        return "-".join([stem] + [stage.to_token() for stage in self.stages])
 
     @classmethod
     def parse(cls, text: str) -> Arch:
@@ -226,18 +247,28 @@ class Arch:
             )
         parts = text.strip().split("-")
         stem_token = parts[0]
-        width = stem_token[4:]
+        width, strided, stride = stem_token[4:].partition("s")
         if not stem_token.startswith("stem") or not (width.isascii() and width.isdigit()):
-            raise ValueError(f"bad token {stem_token!r}: the string must start with stemN")
+            raise ValueError(
+                f"bad token {stem_token!r}: the string must start with stemN or stemNsS"
+            )
         if not _DIGITS.fullmatch(width) or not 1 <= int(width) <= MAX_WIDTH:
             raise ValueError(f"bad token {stem_token!r}: stem width must be 1 to {MAX_WIDTH}")
+        # Only the canonical spelling: one string per network (a stride of 1 has no sS).
+        if strided and stride not in _STEM_STRIDE_TEXT:
+            raise ValueError(
+                f"bad token {stem_token!r}: the stem stride must be written "
+                f"{', '.join(f's{text}' for text in _STEM_STRIDE_TEXT)}, or left out for 1"
+            )
         if len(parts) - 1 > MAX_STAGES:
             raise ValueError(f"{len(parts) - 1} stages, more than the {MAX_STAGES} allowed")
         stages = [_parse_stage(part, number) for number, part in enumerate(parts[1:], 1)]
         if not stages:
             raise ValueError(f"no stages after {stem_token!r}: expected -c.._d.._s.._k.. tokens")
         try:
-            return cls(stem=int(stem_token[4:]), stages=tuple(stages))
+            return cls(
+                stem=int(width), stages=tuple(stages), stem_stride=_STEM_STRIDE_TEXT.get(stride, 1)
+            )
         except ValueError as error:
             raise ValueError(f"bad architecture {text[:80]!r}: {error}") from None
 

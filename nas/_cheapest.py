@@ -14,7 +14,7 @@ import itertools
 from dataclasses import fields
 
 from nas._arch import Arch, Stage
-from nas._plan import Layer, stage_plan, stage_specs
+from nas._plan import Layer, stage_plan, stage_specs, stem_plan
 
 Size = tuple[int, int]
 
@@ -35,6 +35,15 @@ def layer_macs(layer: Layer, size: Size) -> tuple[int, Size]:
     return layer.weights * out[0] * out[1], out
 
 
+def stem_macs(in_chs: int, stem_chs: int, stem_stride: int, size: Size) -> tuple[int, Size]:
+    """MACs of the stem (its conv; pools cost none) on `size`, and its output size."""
+    total = 0
+    for layer in stem_plan(in_chs, stem_chs, stem_stride):
+        macs, size = layer_macs(layer, size)
+        total += macs
+    return total, size
+
+
 def stage_macs(in_chs: int, stage: dict, size: Size) -> tuple[int, Size]:
     """MACs of one stage's blocks (a `stage_specs` entry) on `size`, and its output size."""
     total = 0
@@ -53,7 +62,7 @@ def stage_macs(in_chs: int, stage: dict, size: Size) -> tuple[int, Size]:
 def plan_macs(arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> int:
     """MACs of the whole network of `arch` for one image of `input_shape` (C, H, W)."""
     size = (int(input_shape[1]), int(input_shape[2]))
-    total = layer_macs(Layer("spatial", 3, int(input_shape[0]), arch.stem), size)[0]
+    total, size = stem_macs(int(input_shape[0]), arch.stem, arch.stem_stride, size)
     in_chs = arch.stem
     for stage in stage_specs(arch):
         macs, size = stage_macs(in_chs, stage, size)
@@ -85,12 +94,12 @@ def cheapest_architecture(space, input_shape: tuple[int, ...], num_classes: int)
     ]
     if set(space.choices) != {"stem_width"}.union(*stage_names):
         return None
-    size = (int(input_shape[1]), int(input_shape[2]))
+    image = (int(input_shape[1]), int(input_shape[2]))
     # Output width of the stages chosen so far -> (their MACs, the parameters that choose them).
     reached: dict[int, tuple[int, dict]] = {}
     for stem in space.choices["stem_width"]:
-        stem_layer = Layer("spatial", 3, int(input_shape[0]), int(stem))
-        reached[int(stem)] = (layer_macs(stem_layer, size)[0], {"stem_width": stem})
+        macs, size = stem_macs(int(input_shape[0]), int(stem), space.stem_stride, image)
+        reached[int(stem)] = (macs, {"stem_width": stem})
     for names, stride in zip(stage_names, space.strides):
         options = list(itertools.product(*(_knob_values(space, name) for name in names)))
         ahead: dict[int, tuple[int, dict]] = {}

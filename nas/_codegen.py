@@ -29,7 +29,7 @@ import torch
 import nas
 from nas import _channels, _plan, blocks
 from nas._arch import Arch, decoupling_degree
-from nas._plan import stage_specs
+from nas._plan import stage_specs, stem_plan
 from nas._trim import check_same_network, trim
 from nas.builder import build_model as reference_model
 from nas.cost import count_cost
@@ -211,7 +211,7 @@ def build_model(
         in_channels: image channels (the stem adapts; the rest of the network does not change).
         weights: path of a state_dict to load (for the default num_classes and in_channels).
     """
-    model = Network(in_channels, num_classes, STEM_CHS, STAGES)
+    model = Network(in_channels, num_classes, STEM_CHS, STAGES, STEM_STRIDE)
     if weights is not None:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model
@@ -274,8 +274,26 @@ def _constants(
             f"MEAN = {_literal(tuple(round(float(value), 6) for value in mean))}",
             f"STD = {_literal(tuple(round(float(value), 6) for value in std))}",
         ]
-    lines += ["", f"STEM_CHS = {arch.stem}", _stages_literal(arch, sizes)]
+    lines += [
+        "",
+        f"STEM_CHS = {arch.stem}",
+        _stem_stride_line(arch, input_shape, sizes[0]),
+        _stages_literal(arch, sizes),
+    ]
     return "\n".join(lines)
+
+
+def _stem_stride_line(arch: Arch, input_shape: tuple[int, int, int], after: tuple) -> str:
+    """STEM_STRIDE with a comment saying what the stem does to INPUT_SHAPE."""
+    conv, *pools = stem_plan(input_shape[0], arch.stem, arch.stem_stride)
+    if conv.stride == 1:
+        what = "its 3x3 conv keeps the resolution"
+    else:
+        what = f"a stride-{conv.stride} 3x3 conv"
+    if pools:
+        what += f", then {len(pools)} stride-2 max pool{'s' * (len(pools) > 1)}"
+    sizes = f"{input_shape[1]}x{input_shape[2]} -> {after[1]}x{after[2]}"
+    return f"STEM_STRIDE = {arch.stem_stride}  # {what}: {sizes}"
 
 
 def _arch_literal(arch: Arch) -> str:

@@ -3,9 +3,10 @@
 The rules of the decoupled block live here once: which layers a branch has, their channels and
 groups, which layer takes the stride, where a ReLU follows, when the shortcut projects. The
 builder (`nas.blocks`) makes one module per planned layer and the dashboard draws the same plan,
-so the boxes drawn are the layers built. The exporter copies this module into generated files
-with the builder, leaving out what building never calls (such as `arch_plan`) and our own
-imports: it may import only the standard library and our own torch-free modules.
+so the boxes drawn are the layers built; the stem is planned the same way. The exporter copies
+this module into generated files with the builder, leaving out what building never calls (such
+as `arch_plan`) and our own imports: it may import only the standard library and our own
+torch-free modules.
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ class BlockPlan(NamedTuple):
     @property
     def concatenates(self) -> bool:
         return len(self.branches) > 1
+
+
+def stem_plan(in_chs: int, out_chs: int, stride: int = 1) -> tuple[Layer, ...]:
+    """The stem: a 3 x 3 conv (stride 1 or 2), then a 3 x 3 max pool of stride 2 for each
+    further halving (ResNet's stem: a conv, then a pool).
+
+    Pools have no weights and almost no MACs, where a second strided conv at the input's full
+    resolution would cost as much as the stages behind it.
+
+    Args:
+        in_chs: image channels.
+        out_chs: the stem's width.
+        stride: the stem's whole downsampling, a power of 2 (1 keeps the resolution).
+    """
+    if stride < 1 or stride & (stride - 1):
+        raise ValueError(f"the stem stride must be a power of 2, got {stride!r}")
+    layers = [Layer("spatial", 3, in_chs, out_chs, min(stride, 2), relu=True)]
+    while 2 ** len(layers) < stride:  # each layer so far has halved the resolution
+        layers.append(Layer("pool", 3, out_chs, out_chs, 2))
+    return tuple(layers)
 
 
 def branch_plan(

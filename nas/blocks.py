@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas._plan import BlockPlan, BranchPlan, Layer, stage_plans
+from nas._plan import BlockPlan, BranchPlan, Layer, stage_plans, stem_plan
 
 
 def conv_bn(
@@ -44,6 +44,16 @@ def make_layer(layer: Layer) -> nn.Module:
 def make_branch(branch: BranchPlan) -> nn.Sequential:
     """One parallel path of a block, its planned layers in order."""
     return nn.Sequential(*(make_layer(layer) for layer in branch.layers))
+
+
+def make_stem(layers: tuple[Layer, ...]) -> nn.Sequential:
+    """The planned stem as one flat Sequential: conv, BatchNorm, ReLU, then its pools.
+
+    Flat, so that its weights are stem.0 and stem.1 whatever the stride: a stride-1 stem is the
+    Sequential(conv, BN, ReLU) that networks had before strided stems, state_dict and all.
+    """
+    conv, *pools = layers
+    return nn.Sequential(*make_layer(conv), *(make_layer(pool) for pool in pools))
 
 
 class DecoupledBlock(nn.Module):
@@ -83,6 +93,7 @@ class Network(nn.Module):
         stem_chs: width of the 3 x 3 stem conv.
         stages: one dict per stage with keys width, depth, stride, branches, segments,
             pointwise, factorize, mid_act, residual.
+        stem_stride: the stem's downsampling, 1, 2, 4, 8 or 16 (see stem_plan).
     """
 
     def __init__(
@@ -91,9 +102,10 @@ class Network(nn.Module):
         num_classes: int,
         stem_chs: int,
         stages: list[dict],
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
-        self.stem = conv_bn(in_channels, stem_chs, 3)
+        self.stem = make_stem(stem_plan(in_channels, stem_chs, stem_stride))
         planned = stage_plans(stem_chs, stages)
         self.stages = nn.Sequential(
             *(nn.Sequential(*(DecoupledBlock(block) for block in blocks)) for blocks in planned)

@@ -21,4 +21,4 @@ def build_model(arch: Arch | str, in_channels: int, num_classes: int) -> Network
     """
     if isinstance(arch, str):
         arch = Arch.parse(arch)
-    return Network(in_channels, num_classes, arch.stem, stage_specs(arch))
+    return Network(in_channels, num_classes, arch.stem, stage_specs(arch), arch.stem_stride)

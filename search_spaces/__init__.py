@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from search_spaces._landmarks import LANDMARKS, landmark
+from search_spaces._landmarks import (
+    LANDMARKS,
+    REFERENCE_SIDE,
+    landmark,
+    landmarks_for,
+    stem_stride_for,
+)
 from search_spaces._spaces import SearchSpace, inception_to_xception, xception_spectrum
 
-__all__ = ["LANDMARKS", "SearchSpace", "get", "landmark", "names"]
+__all__ = [
+    "LANDMARKS",
+    "REFERENCE_SIDE",
+    "SearchSpace",
+    "get",
+    "landmark",
+    "landmarks_for",
+    "names",
+    "stem_stride_for",
+]
 
 _FACTORIES = {
     "inception_to_xception": inception_to_xception,

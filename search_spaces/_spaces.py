@@ -3,17 +3,18 @@
 Parameter names are stable (stored studies depend on them): `stem_width`, and per stage i
 (1-based) `s{i}_width`, `s{i}_depth`, `s{i}_branches`, `s{i}_segments`, `s{i}_pointwise`,
 `s{i}_factorize`, `s{i}_mid_act`, `s{i}_residual`. Categorical values are strings so that
-Optuna stores them the same way in every backend.
+Optuna stores them the same way in every backend. A space sized for larger images
+(`SearchSpace.for_input`) has the same parameters and choices; only its stem stride differs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nas import Arch, Stage
-from search_spaces._landmarks import SKELETON, STEM, landmark
+from search_spaces._landmarks import SKELETON, STEM, landmark, stem_stride_for
 
 # Branch sets the space offers: single kernels (normal .. separable) and Inception-style splits.
 BRANCH_CHOICES = ("3", "5", "7", "1.3", "3.5", "1.3.5", "1.3.pool", "3.5.7", "1.3.5.pool")
@@ -31,12 +32,21 @@ class SearchSpace:
         description: one line for `--list-spaces`.
         choices: parameter name -> allowed string values (a fixed knob has one value).
         strides: stride of each stage's first block (fixed: three halvings of the input).
+        stem_stride: the stem's downsampling of every architecture (fixed: see `for_input`).
     """
 
     name: str
     description: str
     choices: dict[str, tuple[str, ...]]
     strides: tuple[int, ...] = field(default=(2, 2, 2))
+    stem_stride: int = 1
+
+    def for_input(self, input_shape: tuple[int, ...]) -> SearchSpace:
+        """This space for images of `input_shape` (C, H, W): its stem stride is the one
+        `stem_stride_for` chooses, so the stages see about the resolution they were designed
+        for. The parameters and their choices stay as they are."""
+        stride = stem_stride_for(input_shape)
+        return self if stride == self.stem_stride else replace(self, stem_stride=stride)
 
     def sample(self, trial: Any) -> Arch:
         """The architecture for an Optuna trial (or FixedTrial); suggests every parameter."""
@@ -77,14 +87,16 @@ class SearchSpace:
                     residual=get("residual") == "1",
                 )
             )
-        return Arch(stem=int(params["stem_width"]), stages=tuple(stages))
+        return Arch(
+            stem=int(params["stem_width"]), stages=tuple(stages), stem_stride=self.stem_stride
+        )
 
     def params_for(self, arch: Arch) -> dict[str, str] | None:
         """A parameter assignment that samples exactly `arch`, or None if the space lacks it.
 
         Used to seed studies with the landmarks (Optuna's enqueue_trial takes parameters).
         """
-        if len(arch.stages) != len(self.strides):
+        if len(arch.stages) != len(self.strides) or arch.stem_stride != self.stem_stride:
             return None
         params = {"stem_width": str(arch.stem)}
         for index, stage in enumerate(arch.stages, 1):
@@ -182,11 +194,12 @@ class _SharedSegmentsSpace(SearchSpace):
     def arch_from_params(self, params: dict[str, str]) -> Arch:
         shared = {f"s{index}_segments": params["segments"] for index in (1, 2, 3)}
         choices = {**self.choices, **{name: tuple(SEGMENT_CHOICES_ALL) for name in shared}}
-        return SearchSpace(self.name, self.description, choices, self.strides).arch_from_params(
-            {**params, **shared}
-        )
+        plain = SearchSpace(self.name, self.description, choices, self.strides, self.stem_stride)
+        return plain.arch_from_params({**params, **shared})
 
     def params_for(self, arch: Arch) -> dict[str, str] | None:
+        if arch.stem_stride != self.stem_stride:
+            return None
         for value in self.choices["segments"]:
             params = {name: values[0] for name, values in self.choices.items()}
             params["segments"] = value

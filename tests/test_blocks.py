@@ -16,13 +16,7 @@ SHAPES = [(1, 28, 28), (3, 32, 32)]
 SMALL_SHAPES = [(1, 8, 8), (3, 9, 9)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Networks this small gain nothing from threads; on a busy machine threads stall each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def check_trains(arch, input_shape, num_classes=10):

@@ -26,7 +26,7 @@ from nas.builder import stage_specs
 from nas.cost import count_cost
 from nas.export import code_for_trial, generate_code, pick_trial
 from nas.storage import load_study
-from search_spaces import LANDMARKS
+from search_spaces import LANDMARKS, landmarks_for
 from tests.arch_samples import random_archs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,6 +136,9 @@ def run_mains(paths: list[Path], cwd: Path) -> tuple[dict, subprocess.CompletedP
 
 def export_cases() -> list[tuple[str, Arch, tuple[int, int, int]]]:
     cases = [(name, arch, (1, 28, 28)) for name, arch in LANDMARKS.items()]
+    # Strided stems, for larger images: a conv, then one max pool (96) or two (224).
+    for shape, name in (((3, 96, 96), "inception_v1"), ((3, 224, 224), "xception")):
+        cases.append((f"{name}_{shape[1]}px", landmarks_for(shape)[name], shape))
     seen = {str(arch) for _, arch, _ in cases}
     for space in ("inception_to_xception", "xception_spectrum"):
         for index, arch in enumerate(random_archs(space, 20, seed=7)):
