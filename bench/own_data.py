@@ -49,7 +49,10 @@ def write_folder(root: Path) -> int:
     data = load_dataset("fashion_mnist")
     names = [name.replace("/", "-") for name in data.class_names]  # "T-shirt/top"
     splits = {
-        "train": (np.concatenate([data.train_x, data.val_x]), np.concatenate([data.train_y, data.val_y])),
+        "train": (
+            np.concatenate([data.train_x, data.val_x]),
+            np.concatenate([data.train_y, data.val_y]),
+        ),
         "test": (data.test_x.numpy(), data.test_y.numpy()),
     }
     count = 0

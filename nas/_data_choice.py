@@ -74,9 +74,9 @@ class DataChoice:
         path = Path(self.dataset).expanduser()
         if not path.exists():
             raise ValueError(
-                f"unknown dataset {self.dataset!r}: not a built-in one "
-                f"({', '.join(DATASET_SHAPES)}) and no such file or folder; give a folder of "
-                "class subfolders of images, or an .npz file"
+                f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASET_SHAPES)}, "
+                "or give your own: a folder with one subfolder of images per class, or an "
+                ".npz file (no such file or folder here)"
             )
         if path.is_file() and path.suffix.lower() != ".npz":
             raise ValueError(
@@ -191,6 +191,8 @@ def data_mismatch(study_name: str, stored: dict, wanted: dict) -> str | None:
     A user's data is matched by the fingerprint of its decoded images and labels, so the same
     folder moved elsewhere still matches and a changed one does not; a built-in one by name.
     """
+    if "dataset" not in stored or "dataset" not in wanted:
+        return None  # a study whose set-up has not stored its data yet
     if "data_fingerprint" in stored or "data_fingerprint" in wanted:
         old, new = stored.get("data_fingerprint"), wanted.get("data_fingerprint")
         if old == new:
@@ -200,7 +202,7 @@ def data_mismatch(study_name: str, stored: dict, wanted: dict) -> str | None:
             f"this run's ({_data_named(wanted)}): give another --study name, or the data the "
             "study was searched on"
         )
-    if "dataset" in stored and "dataset" in wanted and stored["dataset"] != wanted["dataset"]:
+    if stored["dataset"] != wanted["dataset"]:
         return (
             f"study {study_name!r} was run with dataset={stored['dataset']!r}, not "
             f"{wanted['dataset']!r}: give another --study name or the same dataset"

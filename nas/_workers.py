@@ -191,9 +191,7 @@ def make_objective(settings: RunSettings, data: Dataset) -> Objective:
         objectives=settings.objectives,
         pruner=DominancePruner() if settings.prune else NO_PRUNING,
         max_mmacs=settings.max_mmacs,
-        landmark_names={
-            str(arch): name for name, arch in landmarks_for(data.input_shape).items()
-        },
+        landmark_names={str(arch): name for name, arch in landmarks_for(data.input_shape).items()},
     )
 
 

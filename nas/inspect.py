@@ -82,7 +82,7 @@ def build_parser() -> OneLineParser:
         description="Print an architecture's per-block cost (MACs, params) and decoupling.",
     )
     parser.add_argument("arch", help="a landmark name (e.g. xception) or an architecture string")
-    add_dataset_options(parser)
+    add_dataset_options(parser, data_dir=False)  # a built-in's shape needs no files
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 

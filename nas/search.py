@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
     # Both load torch, which takes seconds: imported once a search starts, so that --help and
     # a refused command answer at once.
     from nas._workers import run_search, run_worker
+
     data = settings.data.load(settings.device, split_seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna flags heartbeats as experimental
@@ -177,10 +178,10 @@ def _dry_run(settings: RunSettings) -> str:
 
 
 def _after_stem(input_shape: tuple[int, int, int], stride: int) -> str:
-    """The size the stem's convolution and pools leave ("28x28"): each halving rounds up."""
-    _, height, width = input_shape
-    while stride > 1:
-        height, width, stride = -(-height // 2), -(-width // 2), stride // 2
+    """The size the stem's layers leave ("28x28")."""
+    from nas._cheapest import stem_macs
+
+    _, (height, width) = stem_macs(input_shape[0], 1, stride, tuple(input_shape[1:]))
     return f"{height}x{width}"
 
 

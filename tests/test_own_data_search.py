@@ -134,7 +134,7 @@ def test_dry_run_and_inspect_show_the_cost_on_large_images(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dataset", "no/such/folder"], "no such file or folder"),
+        (["--dataset", "no/such/folder"], "(no such file or folder here)"),
         (["--dataset", "digits", "--image-size", "32"], "apply to a folder or .npz"),
         (["--dataset", "{empty}"], "{empty}"),
     ],

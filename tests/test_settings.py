@@ -22,6 +22,7 @@ STUDY_ATTRS = {
     "device",
     "input_shape",
     "num_classes",
+    "class_names",
     "seed",
     "sampler",
     "command",
@@ -35,7 +36,13 @@ def settings(*args: str) -> RunSettings:
 
 
 def digits_like(train_images: int = 1000):
-    return SimpleNamespace(train_x=[0] * train_images, input_shape=(1, 8, 8), num_classes=10)
+    return SimpleNamespace(
+        train_x=[0] * train_images,
+        input_shape=(1, 8, 8),
+        num_classes=10,
+        class_names=tuple(map(str, range(10))),
+        fingerprint="",
+    )
 
 
 def test_defaults_resolve_to_the_documented_run():
@@ -155,6 +162,7 @@ def test_study_attrs_are_what_stored_studies_hold():
     assert attrs["space"] == "inception_to_xception" and attrs["dataset"] == "digits"
     assert attrs["objectives"] == ["val_acc", "macs"] and attrs["budget"] == "2x300"
     assert attrs["input_shape"] == [1, 8, 8] and attrs["num_classes"] == 10
+    assert attrs["class_names"] == [str(digit) for digit in range(10)]
     assert attrs["seed"] == 4 and attrs["sampler"] == "nsga2" and attrs["device"] == "cpu"
     # 2 epochs of 300 images at 128 would be 4 steps: the recipe halves the batch.
     assert attrs["batch_size"] == run.batch_size(digits_like(1000)) == 64
