@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from dashboard.storage import StudyInfo
 from nas import Arch
 from nas._data_choice import class_names_text
-from nas._plan import BranchPlan, Layer, arch_plan, stem_plan
+from nas._plan import BranchPlan, Layer, arch_plan, stem_plan, stem_words
 from nas.record import DEFAULT_OBJECTIVES, TrialRecord, finite, objective_value
 
 
@@ -216,17 +216,15 @@ def _branch_ops(first: BranchPlan, later: BranchPlan | None) -> list[Op]:
 
 
 def stem_text(arch: Arch, in_chs: int | None) -> str:
-    """The stem's box, from its layer plan: '3x3 conv stride 2 + 2 max pools, 3 → 16 ch'.
+    """The stem's box, from its layer plan: '3x3 conv stride 2, 3x3 max pool stride 2, 3 → 16
+    ch'.
 
     Args:
         arch: the architecture.
         in_chs: image channels, or None where the study does not record its input shape.
     """
-    conv, *pools = stem_plan(in_chs or 1, arch.stem, arch.stem_stride)
-    steps = [f"{conv.kernel}x{conv.kernel} conv" + (f" stride {conv.stride}" * (conv.stride > 1))]
-    if pools:
-        steps.append(f"{len(pools)} max pool{'s' * (len(pools) > 1)}")
-    return f"{' + '.join(steps)}, {in_chs or 'image'} → {conv.out_chs} ch"
+    layers = stem_plan(in_chs or 1, arch.stem, arch.stem_stride)
+    return f"{stem_words(layers)}, {in_chs or 'image'} → {arch.stem} ch"
 
 
 def arch_diagram(arch: Arch) -> tuple[StageView, ...]:

@@ -8,6 +8,8 @@ built by the same code.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -33,9 +35,13 @@ def conv_bn(
 
 
 def make_layer(layer: Layer) -> nn.Module:
-    """One planned layer: a max pool, or a conv with its BatchNorm and optional ReLU."""
+    """One planned layer: a pool, or a conv with its BatchNorm and optional ReLU."""
     if layer.kind == "pool":
         return nn.MaxPool2d(layer.kernel, layer.stride, padding=layer.kernel // 2)
+    if layer.kind == "shrink":
+        # ceil_mode: an odd side rounds up, as every strided layer here does (an edge window
+        # averages only the pixels it covers).
+        return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True)
     return conv_bn(
         layer.in_chs, layer.out_chs, layer.kernel, layer.stride, layer.groups, layer.relu
     )
@@ -47,13 +53,22 @@ def make_branch(branch: BranchPlan) -> nn.Sequential:
 
 
 def make_stem(layers: tuple[Layer, ...]) -> nn.Sequential:
-    """The planned stem as one flat Sequential: conv, BatchNorm, ReLU, then its pools.
+    """The planned stem as one flat Sequential: [average pool], conv, BatchNorm, ReLU, [pool].
 
-    Flat, so that its weights are stem.0 and stem.1 whatever the stride: a stride-1 stem is the
-    Sequential(conv, BN, ReLU) that networks had before strided stems, state_dict and all.
+    Flat and numbered from the conv (the average pool is named "shrink"), so that its weights
+    are stem.0 and stem.1 whatever the stride, and a stride-1 stem is the Sequential(conv, BN,
+    ReLU) that networks had before strided stems, state_dict and all.
     """
-    conv, *pools = layers
-    return nn.Sequential(*make_layer(conv), *(make_layer(pool) for pool in pools))
+    named: dict[str, nn.Module] = {}
+    parts: list[nn.Module] = []
+    for layer in layers:
+        module = make_layer(layer)
+        if layer.kind == "shrink":
+            named["shrink"] = module
+        else:
+            parts += list(module) if isinstance(module, nn.Sequential) else [module]
+    named.update((str(index), part) for index, part in enumerate(parts))
+    return nn.Sequential(OrderedDict(named))
 
 
 class DecoupledBlock(nn.Module):

@@ -136,7 +136,7 @@ def run_mains(paths: list[Path], cwd: Path) -> tuple[dict, subprocess.CompletedP
 
 def export_cases() -> list[tuple[str, Arch, tuple[int, int, int]]]:
     cases = [(name, arch, (1, 28, 28)) for name, arch in LANDMARKS.items()]
-    # Strided stems, for larger images: a conv, then one max pool (96) or two (224).
+    # Strided stems, for larger images: a conv and a max pool (96), an average pool first (224).
     for shape, name in (((3, 96, 96), "inception_v1"), ((3, 224, 224), "xception")):
         cases.append((f"{name}_{shape[1]}px", landmarks_for(shape)[name], shape))
     seen = {str(arch) for _, arch, _ in cases}
