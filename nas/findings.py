@@ -62,7 +62,7 @@ def spectrum_archs() -> list[tuple[str, Arch]]:
 
 
 def _with_knobs(arch: Arch, **knobs) -> Arch:
-    return Arch(arch.stem, tuple(replace(stage, **knobs) for stage in arch.stages))
+    return replace(arch, stages=tuple(replace(stage, **knobs) for stage in arch.stages))
 
 
 def factorization_archs() -> list[tuple[str, Arch]]:
@@ -91,7 +91,7 @@ def scaled(arch: Arch, multiplier: float) -> Arch:
         replace(stage, width=max(8, int(round(stage.width * multiplier / 4)) * 4))
         for stage in arch.stages
     )
-    return Arch(max(8, int(round(arch.stem * multiplier / 4)) * 4), stages)
+    return replace(arch, stem=max(8, int(round(arch.stem * multiplier / 4)) * 4), stages=stages)
 
 
 def matched_landmarks(input_shape, num_classes) -> list[tuple[str, Arch]]:

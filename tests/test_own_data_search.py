@@ -15,8 +15,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+from dashboard import callbacks
+from dashboard.data import FrameCache
+from dashboard.storage import StorageReader
 from nas import Arch
+from nas.cost import count_cost
 from nas.user_data import describe_user_dataset
+from search_spaces import landmarks_for
 from tests.image_folders import FOLDER_NAMES, user_data_cache, write_image_folder, write_npz
 
 assert user_data_cache  # autouse: each test decodes into its own cache folder
@@ -149,3 +154,33 @@ def test_bad_datasets_are_refused_in_one_line_before_anything_exists(tmp_path, a
     assert len(errors_of(done)) == 1 and message.format(empty=empty) in errors_of(done)[0]
     assert "Traceback" not in done.stderr
     assert not storage.exists()
+
+
+def test_the_trial_page_names_the_data_and_its_classes_as_text(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(storage=url, study_name="own", directions=["maximize", "minimize"])
+    names = ["cat", "<b>dog</b>", *(f"class{index}" for index in range(30))]
+    attrs = {
+        "objectives": ["val_acc", "macs"],
+        "dataset": "/data/my_pets",
+        "dataset_name": "my_pets",
+        "class_names": names,
+        "input_shape": [3, 96, 96],
+        "num_classes": len(names),
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    arch = landmarks_for((3, 96, 96))["mobilenet"]
+    record = {"arch": str(arch), "macs": count_cost(arch, (3, 96, 96), len(names)).macs}
+    study.add_trial(optuna.trial.create_trial(values=[0.5, record["macs"]], user_attrs=record))
+    reader = StorageReader(url)
+    try:
+        page = callbacks.trial_view(FrameCache(reader), "own", 0).to_plotly_json()
+    finally:
+        reader.close()
+    text = str(page)
+    # The first 20 classes by label, the rest counted; a name with markup stays plain text.
+    assert "my_pets (3x96x96; 32 classes: 0 cat, 1 <b>dog</b>, 2 class0," in text
+    assert "19 class17 and 12 more)" in text
+    assert "/data/my_pets" not in text  # named by its folder, not its whole path
+    assert "dangerouslySetInnerHTML" not in text
