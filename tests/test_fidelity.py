@@ -6,6 +6,7 @@ import random
 import pytest
 from scipy import stats
 
+from nas import Arch
 from nas._runlog import append_run, read_runs
 from nas.fidelity import (
     average_ranks,
@@ -36,6 +37,16 @@ def test_sample_is_seeded_landmarks_first_and_distinct():
     )
     assert first == again
     assert first[0][0] == "normal" and len({arch for _, arch in first}) == len(first) == 12
+
+
+def test_the_sample_for_large_images_has_the_stem_the_search_would_give_them():
+    sample = sample_archs("inception_to_xception", 3, 0, (3, 224, 224))
+    assert [Arch.parse(text).stem_stride for _, text in sample] == [8] * len(sample)
+    small = sample_archs("inception_to_xception", 3, 0)
+    # The same draws, only the stem differs: "stem16s8-..." against "stem16-...".
+    assert [text.split("-", 1)[1] for _, text in sample] == [
+        text.split("-", 1)[1] for _, text in small
+    ]
 
 
 def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):

@@ -104,3 +104,20 @@ def test_seeds_must_be_at_least_one(tmp_path, monkeypatch, capsys):
         main([*TINY_RUN, "--seeds", "0"])
     assert stop.value.code == 2
     assert "argument --seeds: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_findings_on_your_own_images_use_the_search_s_stem(tmp_path, monkeypatch):
+    from tests.image_folders import write_npz
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_npz(tmp_path / "big.npz", classes=2, per_class=6)
+    out = tmp_path / "findings.md"
+    argv = ["--dataset", str(tmp_path / "big.npz"), "--image-size", "64", "--only", "speed"]
+    argv += ["--device", "cpu", "--runs", str(tmp_path / "runs.jsonl"), "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["context"]["dataset"] == "big"
+    rows = report["tables"]["speed"]
+    assert [row["label"] for row in rows] == list(LANDMARKS)
+    # 64 px: every design's stem halves the images, as the search's would.
+    assert all(row["arch"].startswith("stem16s2-") for row in rows)
