@@ -5,8 +5,10 @@ or an ``.npz`` file (`nas.user_data`). `--image-size` and `--channels` shape a u
 `DataChoice` checks these once, cheaply (no torch, no image opened), and is then what every
 command asks for the data's shape or the data itself.
 
-What a study stores of its data, and how a study is matched with the data of a later run, also
-lives here (`study_data_attrs`, `same_data`), so search, workers and export agree on it.
+What a study stores of its data and how a study is matched with the data of a later run
+(`study_data_attrs`, `data_mismatch`), what a run log keys a user's data by (`data_key_of`) and
+how class names are shown (`class_names_text`) also live here, so search, workers, export and
+the dashboard agree on them.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class DataChoice:
 
     @property
     def builtin(self) -> bool:
-        return self.dataset in DATASET_SHAPES
+        return self.dataset in DATASET_SHAPES  # as nas.data.is_builtin, without torch
 
     @property
     def label(self) -> str:
@@ -144,7 +146,7 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, data_dir: bool = Tru
         default=DEFAULT_DATASET,
         help=f"a built-in dataset ({', '.join(DATASET_SHAPES)}; default {DEFAULT_DATASET}) or "
         "the path of your own: a folder with one subfolder of images per class (optionally "
-        "under train/, val/, test/), or an .npz with x_train, y_train (see docs/data.md)",
+        "under train/, val/, test/), or an .npz with x_train, y_train",
     )
     parser.add_argument(
         "--image-size",

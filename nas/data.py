@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas._cli import DATASET_SHAPES
 from nas._dataset_files import (
     CIFAR_FOLDER,
     CIFAR_TRAIN_BATCHES,  # noqa: F401  (part of this module's interface, as before)
@@ -42,7 +43,7 @@ from nas._dataset_files import (
     idx_path,
 )
 
-DATASETS = ("fashion_mnist", "cifar10", "digits")
+DATASETS = tuple(DATASET_SHAPES)  # their names, listed once with their shapes (nas._cli)
 # The official class names, in label order.
 CLASS_NAMES = {
     "fashion_mnist": (
