@@ -27,6 +27,7 @@ from nas.storage import OK, check_storage, open_storage
 from search_spaces import LANDMARKS
 from tests.search_helpers import search_command
 from tests.test_distributed import pg  # noqa: F401 (a fresh PostgreSQL database per test)
+from tests.test_settings import STUDY_ATTRS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -61,10 +62,7 @@ def assert_complete_study(folder: Path) -> optuna.Study:
     """The study a 3-trial search leaves: every setting, its landmarks once each, in order."""
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{folder / 'studies.db'}")
     assert mark_of(study) == DONE
-    assert set(study.user_attrs) == {
-        "space", "dataset", "objectives", "budget", "batch_size", "device", "input_shape",
-        "num_classes", "seed", "sampler", "command", "version",
-    }  # fmt: skip
+    assert set(study.user_attrs) == STUDY_ATTRS
     assert [t.user_attrs.get("landmark") for t in study.trials] == FIRST_LANDMARKS
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     return study
