@@ -85,12 +85,15 @@ class DataChoice:
                 f"--dataset {self.dataset}: a file must be an .npz (x_train, y_train, ...); "
                 "for images, give the folder that holds one subfolder per class"
             )
-        if self.image_size is not None and not (
-            MIN_IMAGE_SIDE <= self.image_size <= MAX_IMAGE_SIDE
+        size = self.image_size  # a study's stored value may be anything: check its type too
+        if size is not None and not (
+            isinstance(size, int)
+            and not isinstance(size, bool)
+            and MIN_IMAGE_SIDE <= size <= MAX_IMAGE_SIDE
         ):
             raise ValueError(
                 f"--image-size must be a whole number from {MIN_IMAGE_SIDE} to "
-                f"{MAX_IMAGE_SIDE}, got {self.image_size}"
+                f"{MAX_IMAGE_SIDE}, got {size!r}"
             )
         if self.channels is not None and self.channels not in CHANNELS:
             raise ValueError(f"--channels must be 1 or 3, got {self.channels}")
