@@ -6,9 +6,10 @@ String form (stages joined by "-", knobs of a stage joined by "_"):
     stem16s8-c32_d2_s2_k3_g1_pnone_f0_a0_r0-...   (the same stages behind a stride-8 stem)
 
     stemN     stem conv width (3 x 3, stride 1)
-    stemNsS   the same with the stem's stride S (2, 4, 8 or 16): the 3 x 3 conv takes stride 2
-              and a 3 x 3 max pool of stride 2 follows for each further halving; S is written
-              only when it is not 1 (so stemNs1 is refused: it is spelled stemN)
+    stemNsS   the same with the stem's stride S (2, 4, 8 or 16), for large images: the conv
+              takes stride 2, a max pool follows from 4 on, an average pool precedes from 8
+              on (nas._plan.stem_plan); S is written only when it is not 1 (so stemNs1 is
+              refused: it is spelled stemN)
     cN        stage width (output channels of every block)
     dN        depth (blocks in the stage; the knobs below are shared by them)
     sN        stride of the stage's first block (1 or 2)

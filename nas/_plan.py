@@ -96,7 +96,8 @@ def stem_plan(in_chs: int, out_chs: int, stride: int = 1) -> tuple[Layer, ...]:
 
 
 def stem_words(layers: tuple[Layer, ...]) -> str:
-    """What a planned stem does, in words: "2x2 average pool, stride-2 3x3 conv, 3x3 max pool"."""
+    """What a planned stem does, in words, e.g. "2x2 average pool, 3x3 conv stride 2, 3x3 max
+    pool stride 2"."""
     words = []
     for layer in layers:
         size = f"{layer.kernel}x{layer.kernel}"

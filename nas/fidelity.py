@@ -333,14 +333,15 @@ def _run(args) -> int:
     long_images = long.epochs * (long.train_size or 10**9)
     if long_images < 10 * short_images:
         raise ValueError(f"--long-budget {long} must be at least 10x the proxy budget {short}")
+    search_spaces.get(args.space)  # an unknown space is refused before any data loads
     choice = DataChoice.from_args(args)
-    archs = sample_archs(args.space, args.archs, args.seed, choice.shape(device)[0])
     results_path, out = Path(args.runs), Path(args.out)
     check_writable(results_path, "--runs", makes_folder=True)
     # The report may go to the folder the runs' log creates (both default to results/).
     check_writable(out, "--out", makes_folder=out.parent == results_path.parent)
     read_runs(results_path, RUN_KEYS)  # refuses another file before the dataset loads
     data = choice.load(device)
+    archs = sample_archs(args.space, args.archs, args.seed, data.input_shape)
     runs = load_runs(results_path, len(data.train_x))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

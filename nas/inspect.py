@@ -28,16 +28,17 @@ def resolve_arch(text: str, input_shape: tuple[int, int, int] = (1, 28, 28)) -> 
     return Arch.parse(text)
 
 
-def describe(arch: Arch, data: DataChoice) -> dict:
-    """Everything `inspect` prints, as plain data."""
+def describe(
+    arch: Arch, dataset: str, input_shape: tuple[int, int, int], num_classes: int
+) -> dict:
+    """Everything `inspect` prints, as plain data (`dataset`: the data's name)."""
     from nas.cost import count_cost, part_costs
 
-    input_shape, num_classes = data.shape()
     total = count_cost(arch, input_shape, num_classes)
     parts = part_costs(arch, input_shape, num_classes)
     return {
         "arch": str(arch),
-        "dataset": data.label,
+        "dataset": dataset,
         "num_classes": num_classes,
         "input_shape": list(input_shape),
         "macs": total.macs,
@@ -91,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         data = DataChoice.from_args(args)
-        input_shape = data.shape()[0] if args.arch in LANDMARKS else (1, 28, 28)
+        input_shape, num_classes = data.shape()  # read once: a user's images are scanned
         arch = resolve_arch(args.arch, input_shape)
-        info = describe(arch, data)
+        info = describe(arch, data.label, input_shape, num_classes)
     except ValueError as error:
         return fail(str(error))
     print(json.dumps(info) if args.json else format_table(info))

@@ -52,7 +52,7 @@ from nas._user_sources import (
     note,
     open_source,
 )
-from nas.data import Dataset, cache_dir
+from nas.data import Dataset, cache_dir, channel_stats
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
@@ -260,35 +260,47 @@ def _shape_of(meta: dict) -> DatasetShape:
 
 
 def _read_meta(cache_file: Path) -> dict | None:
+    """The cache's metadata (its arrays unread), or None when there is no readable cache."""
     if not cache_file.is_file():
         return None
     try:
         with np.load(cache_file, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-        if meta["format"] != CACHE_FORMAT:
-            raise ValueError(f"format {meta['format']}, not {CACHE_FORMAT}")
-        _shape_of(meta)
-        return meta
+            return _checked_meta(archive)
     except Exception as error:  # any damage (truncation, a foreign file): decode again
-        note(f"note: the cache {cache_file} cannot be read ({error}); reading the images instead")
+        _unreadable_cache(cache_file, error)
         return None
+
+
+def _checked_meta(archive) -> dict:
+    meta = json.loads(str(archive["meta"]))
+    if meta["format"] != CACHE_FORMAT:
+        raise ValueError(f"format {meta['format']}, not {CACHE_FORMAT}")
+    _shape_of(meta)
+    return meta
+
+
+def _unreadable_cache(cache_file: Path, error: Exception) -> None:
+    note(f"note: the cache {cache_file} cannot be read ({error}); reading the images instead")
 
 
 def _from_cache(cache_file: Path, source, options: Options) -> _Decoded | None:
-    meta = _read_meta(cache_file)
-    if meta is None:
+    """The decoded dataset from its cache (one opening of the file), or None without one."""
+    if not cache_file.is_file():
         return None
-    _check_memory(source.root, _shape_of(meta), options.device)
     try:
         with np.load(cache_file, allow_pickle=False) as archive:
+            meta = _checked_meta(archive)
+            _check_memory(source.root, _shape_of(meta), options.device)
             splits = {s: (archive[f"x_{s}"], archive[f"y_{s}"]) for s in meta["splits"]}
         for images, labels in splits.values():
             if images.dtype != np.uint8 or list(images.shape[1:]) != meta["input_shape"]:
                 raise ValueError(f"images are {images.dtype} {images.shape}")
             if labels.dtype != np.int64 or labels.shape != (len(images),):
                 raise ValueError(f"labels are {labels.dtype} {labels.shape}")
-    except Exception as error:  # as in _read_meta
-        note(f"note: the cache {cache_file} cannot be read ({error}); reading the images instead")
+    except UserDatasetError:
+        raise  # too large for this device's memory: the refusal, not a damaged cache
+    except Exception as error:  # any damage, as in _read_meta: decode again
+        _unreadable_cache(cache_file, error)
         return None
     return _Decoded(splits, tuple(meta["class_names"]), meta["fingerprint"])
 
@@ -304,7 +316,7 @@ def _assemble(source, decoded: _Decoded, split_seed: int) -> Dataset:
                 (images[held], labels[held]),
                 (images[kept], labels[kept]),
             )
-    mean, std = _channel_stats(splits["train"][0])
+    mean, std = channel_stats(splits["train"][0])
     tensors = {
         split: (torch.from_numpy(x), torch.from_numpy(y)) for split, (x, y) in splits.items()
     }
@@ -334,23 +346,6 @@ def _stratified_split(labels: np.ndarray, split: str, seed: int) -> tuple[np.nda
     ]
     held = np.sort(np.concatenate(held))
     return held, np.setdiff1d(np.arange(len(labels)), held)
-
-
-def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (unbiased) standard deviation in [0, 1] units, as the built-ins
-    compute them, from a histogram of the 256 pixel values: exact, and no float copy."""
-    channels = images.shape[1]
-    histogram = np.zeros((channels, 256), dtype=np.int64)
-    step = max(1, (1 << 24) // max(1, images[0].size))  # images per chunk: ~16 M pixels
-    for start in range(0, len(images), step):
-        chunk = images[start : start + step]
-        for channel in range(channels):
-            histogram[channel] += np.bincount(chunk[:, channel].ravel(), minlength=256)
-    values = np.arange(256) / 255
-    count = histogram.sum(axis=1)
-    mean = histogram @ values / count
-    variance = (histogram * (values[None] - mean[:, None]) ** 2).sum(axis=1) / (count - 1)
-    return tuple(mean.tolist()), tuple(np.sqrt(variance).tolist())
 
 
 def _bytes(count: int) -> str:
