@@ -272,6 +272,7 @@ def _read_meta(cache_file: Path) -> dict | None:
 
 
 def _checked_meta(archive) -> dict:
+    """The metadata of an opened cache archive; ValueError where it is of another format."""
     meta = json.loads(str(archive["meta"]))
     if meta["format"] != CACHE_FORMAT:
         raise ValueError(f"format {meta['format']}, not {CACHE_FORMAT}")
