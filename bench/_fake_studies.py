@@ -18,8 +18,9 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event
 
 import search_spaces
-from nas import Arch, decoupling_degree
+from nas import Arch
 from nas._channels import branch_widths, factorized_kernels, resolve_groups, spatial_conv_shapes
+from nas._decoupling import decoupling_degree
 
 INPUT_SHAPE = (1, 28, 28)
 EPOCHS = 6

@@ -27,7 +27,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dashboard.storage import StorageReader, StudyInfo
-from nas import Arch, decoupling_degree
+from nas import Arch
+from nas._decoupling import decoupling_degree
 from nas.pareto import hypervolume, nondominated_indices, pareto_indices
 from nas.record import DEFAULT_OBJECTIVES, TrialRecord, is_skipped, objective_value
 
@@ -118,9 +119,11 @@ _NOT_OURS = dict(arch="", segments="", landmark="", constraint="", skipped=False
 def trials_frame(info: StudyInfo, trials: Sequence[FrozenTrial]) -> pd.DataFrame:
     """Every trial of one study as a row of COLUMNS plus one `pareto_<cost>` column per cost."""
     frame = pd.DataFrame([trial_row(info, trial) for trial in trials], columns=COLUMNS)
-    missing = frame["decoupling"].isna() & (frame["arch"] != "")
-    if missing.any():
-        frame.loc[missing, "decoupling"] = frame.loc[missing, "arch"].map(_decoupling)
+    # The degree on today's scale, from the architecture wherever it can be read: a study stored
+    # before the definition changed keeps its old values in its attributes. The stored value
+    # stands only where the architecture cannot be read.
+    derived = frame["arch"].map(lambda text: _decoupling(text) if text else math.nan)
+    frame["decoupling"] = derived.where(derived.notna(), frame["decoupling"]).astype(float)
     complete = (frame["state"] == "COMPLETE").to_numpy()
     best = np.zeros(len(frame), bool)
     best[complete] = best_trial_mask(list(frame.loc[complete, "values"]), info.directions)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nas._arch import Arch, Stage, decoupling_degree
+from nas._arch import Arch, Stage
+from nas._decoupling import decoupling_degree
 
 __version__ = "0.1.0"
 

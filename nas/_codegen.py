@@ -28,7 +28,8 @@ import torch
 
 import nas
 from nas import _channels, _plan, blocks
-from nas._arch import Arch, decoupling_degree
+from nas._arch import Arch
+from nas._decoupling import decoupling_degree
 from nas._plan import stage_specs, stem_plan, stem_words
 from nas._trim import check_same_network, trim
 from nas.builder import build_model as reference_model

@@ -10,7 +10,8 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from nas._arch import Arch, decoupling_degree
+from nas._arch import Arch
+from nas._decoupling import decoupling_degree
 from nas.builder import build_model
 from nas.cost import count_cost, known_cost, measure_latency
 from nas.data import Dataset

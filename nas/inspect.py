@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
-from nas._arch import Arch, decoupling_degree
+from nas._arch import Arch
 from nas._cli import OneLineParser, fail
 from nas._data_choice import DataChoice, add_dataset_options
+from nas._decoupling import decoupling_degree
 from search_spaces import LANDMARKS, landmarks_for
 
 

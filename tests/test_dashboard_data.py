@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from dashboard.data import (
     MIN_IMPORTANCE_TRIALS,
@@ -196,3 +198,27 @@ def test_importances_per_objective_and_too_few_trials(tmp_path, demo_url):
     result = param_importances(few.study("few"), few.studies()[0])
     assert result.by_objective == {}
     assert f"needs {MIN_IMPORTANCE_TRIALS} complete trials" in result.message
+
+
+def test_the_degree_comes_from_the_architecture_and_the_stored_value_only_without_one():
+    # A study written before the degree's definition changed stored inception_v1 at 0.3397 and
+    # grouped at 0.5095 (log segments / log channels). The frame shows today's scale: 0.75
+    # (four equal branches, each in its own quarter of the channels: 1 - 4 * 1/16) and 0.875
+    # (8 segments between 1x1s: 1 - 1/8). A stored value stands only where the architecture
+    # cannot be read.
+    stored = [
+        (str(LANDMARKS["inception_v1"]), 0.3397),
+        (str(LANDMARKS["grouped"]), 0.5095),
+        ("stem16-not-an-arch", 0.42),
+        ("", 0.3),
+    ]
+    trials = [
+        optuna.trial.create_trial(
+            state=TrialState.COMPLETE,
+            values=[0.7, 1e6],
+            user_attrs={"macs": 1e6, "decoupling": degree, **({"arch": arch} if arch else {})},
+        )
+        for arch, degree in stored
+    ]
+    frame = trials_frame(INFO, trials)
+    assert frame["decoupling"].tolist() == [0.75, 0.875, 0.42, 0.3]

@@ -122,9 +122,12 @@ def test_spectrum_groups_complete_trials_by_position(hand):
     assert macs.values.tolist() == [4e6, 1e6, 5e6, 2e7, 1e6]
     assert len(latency.values) == 0 and latency.click is None and not data.latency_measured
     assert data.all_points
+    # By tenths of the degree (nas._decoupling): normal 0; grouped 1 - 1/8 = 0.875 (each 3x3
+    # filter sees one of 8 segments of its 1x1's channels); inception_v1 1 - 4 * (1/4 * 1/4) =
+    # 0.75 (four equal branches, each in its own space of a quarter of the channels); xception 1.
     tenths = spectrum_data(hand, "decoupling")
-    assert tenths.order == ("0.0-0.1", "0.3-0.4", "0.5-0.6", "0.9-1.0")
-    assert tenths.studies[0].boxes[0].positions.tolist()[:3] == ["0.0-0.1", "0.5-0.6", "0.3-0.4"]
+    assert tenths.order == ("0.0-0.1", "0.7-0.8", "0.8-0.9", "0.9-1.0")
+    assert tenths.studies[0].boxes[0].positions.tolist()[:3] == ["0.0-0.1", "0.8-0.9", "0.7-0.8"]
 
 
 def test_spectrum_of_several_studies_with_latency():
