@@ -4,7 +4,8 @@ Runs five small experiments at a stated budget, with several seeds each, and wri
 report (default results/findings.md in the current folder):
 
 1. the spectrum: accuracy, MACs and latency against segments, 1 (normal) .. one per channel;
-2. factorization: a 5x5 against two stacked 3x3 (cost exactly 18/25; accuracy measured);
+2. factorization: a 5x5 against two stacked 3x3 (18/25 of the cost in a block that keeps its
+   width, 27/25 in one that doubles it; accuracy measured);
 3. the activation between the depthwise/spatial and the pointwise step (Xception: none is
    better; Inception-v3: ReLU is better);
 4. the landmarks head to head at matched parameter count;

@@ -55,6 +55,30 @@ def test_factorized_5x5_costs_18_25ths():
     assert params_3x3 * 25 == params_5x5 * 18
 
 
+@pytest.mark.parametrize(
+    "in_chs, out_chs, ratio",
+    [
+        # C_in = C_out: two 3x3 of C x C against one 5x5 of C x C: 18/25.
+        (24, 24, (18, 25)),
+        # C_out = 2 C_in: the first 3x3 maps C_in -> C_out, the second C_out -> C_out:
+        # 9 C (2C) + 9 (2C)^2 = 54 C^2 against 25 C (2C) = 50 C^2: 27/25, dearer than the 5x5.
+        (16, 32, (27, 25)),
+    ],
+)
+def test_factorizing_a_5x5_costs_by_the_widths_of_its_block(in_chs, out_chs, ratio):
+    # A network of one stride-1 block (a 5x5, no 1x1) behind a stem of C_in: the block's MACs
+    # are its spatial convs' (BatchNorm and ReLU count none).
+    def block_macs(factorize: int) -> int:
+        arch = Arch.parse(f"stem{in_chs}-c{out_chs}_d1_s1_k5_g1_pnone_f{factorize}_a0_r0")
+        parts = {part.name: part.macs for part in part_costs(arch, (1, H, W))}
+        assert set(parts) == {"stem", "stage1.block1", "head"}
+        return parts["stage1.block1"]
+
+    unfactorized, factorized = block_macs(0), block_macs(1)
+    assert unfactorized == H * W * in_chs * out_chs * 25
+    assert factorized * ratio[1] == unfactorized * ratio[0]
+
+
 def test_depthwise_separable_against_normal_conv():
     channels, out_chs = 16, 40
     separable, _ = branch_cost(channels, out_chs, "3", "dw", "after")
