@@ -15,7 +15,7 @@ import nas.cost
 import search_spaces
 from nas import Arch, build_model, count_cost, measure_latency
 from nas._objective import Objective
-from nas._plan import branch_plan
+from nas._plan import arch_plan, branch_plan, stem_plan
 from nas.blocks import make_branch
 from nas.cost import part_costs
 from nas.data import load_dataset
@@ -105,7 +105,20 @@ def test_ptflops_agrees_with_torch_flop_counter(name, input_shape):
     independent_macs = counter.get_total_flops() / 2
     macs = count_cost(arch, input_shape).macs
     assert macs == pytest.approx(independent_macs, rel=0.01)
-    assert count_cost(arch, input_shape).params == sum(p.numel() for p in model.parameters())
+    assert count_cost(arch, input_shape).params == planned_params(arch, input_shape[0], 10)
+
+
+def planned_params(arch: Arch, in_chs: int, num_classes: int) -> int:
+    """Parameters by the layer plan's arithmetic, not by counting a module: each conv's weights
+    (none has a bias), a scale and a shift per channel of the BatchNorm after it, the head's
+    weights and biases."""
+    layers = list(stem_plan(in_chs, arch.stem, arch.stem_stride))
+    for blocks in arch_plan(arch):
+        for block in blocks:
+            layers += [layer for branch in block.branches for layer in branch.layers]
+            layers += [block.projection] if block.projection else []
+    convs = sum(layer.weights + 2 * layer.out_chs * layer.bn for layer in layers)
+    return convs + arch.out_channels * num_classes + num_classes
 
 
 @pytest.mark.parametrize("name", sorted(LANDMARKS))
@@ -194,9 +207,15 @@ def test_part_costs_add_up():
     assert sum(p.share for p in parts) == pytest.approx(1.0)
 
 
-def test_flops_are_twice_macs():
-    cost = count_cost(LANDMARKS["xception"], (1, 28, 28))
-    assert cost.flops == 2 * cost.macs
+@pytest.mark.parametrize("name", ["xception", "inception_v3"])
+def test_flops_agree_with_torch_flop_counter(name):
+    # torch counts FLOPs (2 per multiply-accumulate) of the convs and the head, as cost does.
+    model = build_model(LANDMARKS[name], 1, 10).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 1, 28, 28))
+    assert count_cost(LANDMARKS[name], (1, 28, 28)).flops == pytest.approx(
+        counter.get_total_flops(), rel=0.01
+    )
 
 
 def test_latency_is_measured_per_batch_size():
