@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from dashboard.storage import StudyInfo
 from nas import Arch
 from nas._data_choice import class_names_text
-from nas._plan import BranchPlan, Layer, arch_plan, stem_plan, stem_words
+from nas._plan import BranchPlan, Layer, arch_plan, stem_channels, stem_plan, stem_words
 from nas.record import DEFAULT_OBJECTIVES, TrialRecord, finite, objective_value
 
 
@@ -196,10 +196,13 @@ def _layer_op(layer: Layer, later: Layer | None) -> Op:
     """One planned layer as a box; `later` is the same layer in the stage's later blocks."""
     stride = f", stride {layer.stride}" if layer.stride > 1 else ""
     relu = " · ReLU" if layer.relu else ""
+    relu += " · no BN" if layer.kind in ("pointwise", "spatial") and not layer.bn else ""
+    first = "ReLU, then " if layer.pre_relu else ""
     size = f"{layer.kernel}x{layer.kernel}"
-    if layer.kind == "pool":
-        return Op("pool", f"{size} max pool", f"{layer.in_chs} ch{stride}", math.nan)
-    channels = f"{layer.in_chs} → {layer.out_chs} ch{stride}"
+    if layer.kind in ("pool", "avg"):
+        label = f"{size} {'max' if layer.kind == 'pool' else 'average'} pool"
+        return Op("pool", label, f"{first}{layer.in_chs} ch{stride}", math.nan)
+    channels = f"{first}{layer.in_chs} → {layer.out_chs} ch{stride}"
     if layer.kind == "pointwise":
         return Op("pointwise", "1x1 conv", channels + relu, math.nan)
     text = _groups_text(layer.groups, layer.in_chs)
@@ -223,8 +226,14 @@ def stem_text(arch: Arch, in_chs: int | None) -> str:
         arch: the architecture.
         in_chs: image channels, or None where the study does not record its input shape.
     """
-    layers = stem_plan(in_chs or 1, arch.stem, arch.stem_stride)
-    return f"{stem_words(layers)}, {in_chs or 'image'} → {arch.stem} ch"
+    layers = stem_plan(in_chs or 1, stem_channels(arch), arch.stem_stride)
+    widths = " → ".join(map(str, arch.stem_widths))
+    return f"{stem_words(layers)}, {in_chs or 'image'} → {widths} ch"
+
+
+# Branches named as in the architecture string; the pool kind is in the first box.
+BRANCH_NAMES = {"pool": "pool", "avgpool": "avgpool"}
+DOWNSAMPLE_WORDS = {"pre": "max pool before", "post": "max pool after the branches"}
 
 
 def arch_diagram(arch: Arch) -> tuple[StageView, ...]:
@@ -235,7 +244,7 @@ def arch_diagram(arch: Arch) -> tuple[StageView, ...]:
         later = blocks[1].branches if len(blocks) > 1 else (None,) * len(first.branches)
         branches = tuple(
             BranchView(
-                "pool" if branch.branch == "pool" else f"{branch.branch}x{branch.branch}",
+                BRANCH_NAMES.get(branch.branch, f"{branch.branch}x{branch.branch}"),
                 branch.out_chs,
                 tuple(_branch_ops(branch, other)),
             )
@@ -249,11 +258,14 @@ def arch_diagram(arch: Arch) -> tuple[StageView, ...]:
                 else "1x1 projection (first block), identity after"
             )
         blocks_word = "block" if stage.depth == 1 else "blocks"
+        extras = [DOWNSAMPLE_WORDS[stage.downsample]] if stage.downsample != "conv" else []
+        extras += [f"{stage.steps} steps"] if stage.steps > 1 else []
+        extras += ["pre-activation"] if stage.preact else []
         views.append(
             StageView(
                 title=f"stage {number}",
                 summary=f"{stage.depth} {blocks_word} x {stage.width} ch, stride {stage.stride}, "
-                f"1x1 {stage.pointwise}",
+                f"1x1 {stage.pointwise}" + "".join(f", {extra}" for extra in extras),
                 branches=branches,
                 merge="concatenate" if first.concatenates else "",
                 residual=residual,

@@ -6,19 +6,31 @@ String form (stages joined by "-", knobs of a stage joined by "_"):
     stem16s8-c32_d2_s2_k3_g1_pnone_f0_a0_r0-...   (the same stages behind a stride-8 stem)
 
     stemN     stem conv width (3 x 3, stride 1)
+    stemL.N   a stem of two 3 x 3 convs, L then N channels (Xception's stem, with s2)
     stemNsS   the same with the stem's stride S (2, 4, 8 or 16), for large images: the conv
               takes stride 2, a max pool follows from 4 on, an average pool precedes from 8
               on (nas._plan.stem_plan); S is written only when it is not 1 (so stemNs1 is
               refused: it is spelled stemN)
     cN        stage width (output channels of every block)
     dN        depth (blocks in the stage; the knobs below are shared by them)
-    sN        stride of the stage's first block (1 or 2)
-    kA.B..    parallel branches, concatenated: spatial kernels 1/3/5/7, or pool (3x3 max -> 1x1)
+    sN        stride of the stage's first block (1 or 2); s2pre / s2post downsample by a 3x3
+              stride-2 max pool before the block / after its branches instead of by the conv
+    kA.B..    parallel branches, concatenated: spatial kernels 1/3/5/7, or pool / avgpool
+              (a 3x3 max / average pool -> 1x1)
     gN | gdw  segments of each spatial conv (its groups): 1 = normal, dw = one per channel
     pX        where the 1x1 channel mix sits: none, before, after, both (bottleneck)
     f0 | f1   factorize k x k (k >= 5) into stacked 3 x 3
     a0 | a1   activation between the spatial and the pointwise step
     r0 | r1   residual connection around each block
+
+Optional tokens follow, in this order, only where they differ from the default:
+
+    wA.B..    each branch's output channels, in the order of k (default: equal shares)
+    mA.B..    each branch's inner channels, between its convs (default: the branch's width):
+              Inception's 1x1 reduce, ResNeXt's bottleneck, the middle of Xception's units
+    nN        the branch's step ([1x1] -> spatial -> [1x1]) repeated N times (default 1)
+    v1        pre-activation: a ReLU before each step, none after the block (Xception)
+    b0        no BatchNorm between a spatial conv and the 1x1 after it (Xception)
 
 Every number is bounded (the MAX_ constants below), so a hostile or corrupt string is refused at
 once instead of being read into a network that takes minutes to canonicalize or gigabytes to
@@ -35,11 +47,16 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from nas._channels import branch_widths, resolve_groups, spatial_conv_shapes
+from nas._channels import POOL_BRANCHES, branch_widths, resolve_groups, spatial_conv_shapes
 
-BRANCH_ORDER = ("1", "3", "5", "7", "pool")
+BRANCH_ORDER = ("1", "3", "5", "7", "pool", "avgpool")
 POINTWISE_PLACES = ("none", "before", "after", "both")
 STRIDES = (1, 2)
+# Where a stride-2 stage downsamples: its first spatial conv (and 1x1 branch) takes the stride,
+# or a 3x3 stride-2 max pool comes before the block (GoogLeNet, between modules) or after its
+# branches (Xception's units, whose shortcut then projects by a strided 1x1).
+DOWNSAMPLES = ("conv", "pre", "post")
+MAX_STEPS = 8
 # The stem's downsampling: large images reach the stages at about the resolution the spaces
 # were designed for (search_spaces.stem_stride_for chooses it from the input size).
 STEM_STRIDES = (1, 2, 4, 8, 16)
@@ -62,9 +79,27 @@ def _check_count(what: str, value, high: int) -> None:
         raise ValueError(f"{what} must be an int from 1 to {high}, got {value!r}")
 
 
+def _check_widths(what: str, key: str, values, count: int) -> tuple[int, ...] | None:
+    """None, or `values` as a tuple of `count` channel counts (written `key`A.B.. in a string)."""
+    if values is None:
+        return None
+    values = tuple(values)
+    if len(values) != count:
+        token = key + ".".join(map(str, values))
+        raise ValueError(f"{what} {token} need one value per branch ({count}), got {len(values)}")
+    for value in values:
+        _check_count(what, value, MAX_WIDTH)
+    return values
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One stage: `depth` blocks of `width` channels that share their knobs."""
+    """One stage: `depth` blocks of `width` channels that share their knobs.
+
+    The fields after `residual` came with the papers' blocks; their defaults build what every
+    string written before them meant, and are written in a string (or a stage's plain-data
+    spec, nas._plan.OPTIONAL_KNOBS) only where a stage differs from them.
+    """
 
     width: int
     depth: int
@@ -75,12 +110,23 @@ class Stage:
     factorize: bool
     mid_act: bool
     residual: bool
+    downsample: str = "conv"
+    widths: tuple[int, ...] | None = None
+    inner: tuple[int, ...] | None = None
+    steps: int = 1
+    preact: bool = False
+    mid_bn: bool = True
 
     def __post_init__(self) -> None:
         _check_count("stage width", self.width, MAX_WIDTH)
         _check_count("stage depth", self.depth, MAX_BLOCKS)
+        _check_count("steps", self.steps, MAX_STEPS)
         if self.stride not in STRIDES:
             raise ValueError(f"stage stride must be 1 or 2, got {self.stride!r}")
+        if self.downsample not in DOWNSAMPLES:
+            raise ValueError(
+                f"downsample must be one of {', '.join(DOWNSAMPLES)}, got {self.downsample!r}"
+            )
         branches = tuple(str(branch) for branch in self.branches)
         unknown = [branch for branch in branches if branch not in BRANCH_ORDER]
         if not branches or unknown:
@@ -92,20 +138,42 @@ class Stage:
             raise ValueError(f"branches repeat a kernel: {self.branches!r}")
         if len(branches) > self.width:
             raise ValueError(f"{len(branches)} branches do not fit in width {self.width}")
+        widths = _check_widths("branch widths", "w", self.widths, len(branches))
+        if widths is not None and sum(widths) != self.width:
+            raise ValueError(
+                f"branch widths w{'.'.join(map(str, widths))} sum to {sum(widths)}, "
+                f"not the stage width {self.width}"
+            )
+        inner = _check_widths("inner widths", "m", self.inner, len(branches))
         if self.segments != "dw":
             _check_count("segments (or 'dw')", self.segments, MAX_WIDTH)
         if self.pointwise not in POINTWISE_PLACES:
             raise ValueError(
                 f"pointwise must be one of {', '.join(POINTWISE_PLACES)}, got {self.pointwise!r}"
             )
-        object.__setattr__(self, "branches", tuple(sorted(branches, key=BRANCH_ORDER.index)))
-        for flag in ("factorize", "mid_act", "residual"):
+        # Branches in their canonical order, their widths moved with them.
+        order = sorted(range(len(branches)), key=lambda index: BRANCH_ORDER.index(branches[index]))
+        object.__setattr__(self, "branches", tuple(branches[index] for index in order))
+        for name, values in (("widths", widths), ("inner", inner)):
+            if values is not None:
+                object.__setattr__(self, name, tuple(values[index] for index in order))
+        for flag in ("factorize", "mid_act", "residual", "preact", "mid_bn"):
             object.__setattr__(self, flag, bool(getattr(self, flag)))
 
     @property
     def spatial_kernels(self) -> tuple[int, ...]:
         """Kernels of the branches that have a spatial conv (k >= 3)."""
-        return tuple(int(b) for b in self.branches if b not in ("1", "pool"))
+        return tuple(int(b) for b in self.branches if b != "1" and b not in POOL_BRANCHES)
+
+    @property
+    def branch_widths(self) -> tuple[int, ...]:
+        """Each branch's output channels."""
+        return self.widths or tuple(branch_widths(self.width, len(self.branches)))
+
+    @property
+    def branch_inner(self) -> tuple[int | None, ...]:
+        """Each branch's inner channels (None: its width)."""
+        return self.inner or (None,) * len(self.branches)
 
     def block_in_channels(self, stage_in_chs: int) -> list[int]:
         """Input channels of each block: the first block takes the previous stage's width."""
@@ -115,22 +183,46 @@ class Stage:
         """(in, out) channels of every spatial conv of every block in this stage."""
         shapes = []
         for in_chs in self.block_in_channels(stage_in_chs):
-            widths = branch_widths(self.width, len(self.branches))
-            for branch, branch_chs in zip(self.branches, widths):
+            for branch, branch_chs, inner in zip(
+                self.branches, self.branch_widths, self.branch_inner
+            ):
                 shapes += spatial_conv_shapes(
-                    in_chs, branch_chs, branch, self.pointwise, self.factorize
+                    in_chs, branch_chs, branch, self.pointwise, self.factorize, inner, self.steps
                 )
         return shapes
+
+    def _inner_matters(self, branch: str) -> bool:
+        """Whether a branch has a channel count between its convs (so `inner` changes it)."""
+        if branch == "1" or branch in POOL_BRANCHES:
+            return False
+        if self.pointwise in ("before", "both"):
+            return True
+        convs = len(spatial_conv_shapes(8, 8, branch, "none", self.factorize)) * self.steps
+        return convs > 1 if self.pointwise == "none" else self.steps > 1
 
     def canonical(self, stage_in_chs: int) -> Stage:
         """The same network with every knob that cannot matter set to its one canonical value."""
         stage = self
+        if stage.stride == 1:
+            stage = replace(stage, downsample="conv")
+        if stage.widths == tuple(branch_widths(stage.width, len(stage.branches))):
+            stage = replace(stage, widths=None)
         if not stage.spatial_kernels:
-            stage = replace(stage, segments=1, pointwise="none", factorize=False, mid_act=False)
+            stage = replace(
+                stage, segments=1, pointwise="none", factorize=False, mid_act=False, steps=1
+            )
         if not any(kernel >= 5 for kernel in stage.spatial_kernels):
             stage = replace(stage, factorize=False)
         if stage.pointwise == "none":
             stage = replace(stage, mid_act=False)
+        if stage.pointwise not in ("after", "both"):
+            stage = replace(stage, mid_bn=True)  # no spatial conv is followed by a 1x1
+        if stage.inner is not None:
+            inner = tuple(
+                chs if stage._inner_matters(branch) else width
+                for branch, width, chs in zip(stage.branches, stage.branch_widths, stage.inner)
+            )
+            stage = replace(stage, inner=None if inner == stage.branch_widths else inner)
         # Each distinct shape once: a deep stage repeats one shape per block.
         convs = list(dict.fromkeys(stage.spatial_convs(stage_in_chs)))
         if convs:
@@ -142,7 +234,8 @@ class Stage:
         return stage
 
     def knobs(self) -> tuple:
-        """Everything but width, depth and stride: what blocks of a merged stage must share."""
+        """Everything but width, depth, stride and downsample: what blocks of a merged stage
+        must share (the stride and its downsampling belong to the first block only)."""
         return (
             self.branches,
             self.segments,
@@ -150,39 +243,59 @@ class Stage:
             self.factorize,
             self.mid_act,
             self.residual,
+            self.widths,
+            self.inner,
+            self.steps,
+            self.preact,
+            self.mid_bn,
         )
 
     def to_token(self) -> str:
         """This stage's part of the canonical string."""
-        return "_".join(
-            [
-                f"c{self.width}",
-                f"d{self.depth}",
-                f"s{self.stride}",
-                "k" + ".".join(self.branches),
-                f"g{self.segments}",
-                f"p{self.pointwise}",
-                f"f{int(self.factorize)}",
-                f"a{int(self.mid_act)}",
-                f"r{int(self.residual)}",
-            ]
-        )
+        stride = f"s{self.stride}" + ("" if self.downsample == "conv" else self.downsample)
+        tokens = [
+            f"c{self.width}",
+            f"d{self.depth}",
+            stride,
+            "k" + ".".join(self.branches),
+            f"g{self.segments}",
+            f"p{self.pointwise}",
+            f"f{int(self.factorize)}",
+            f"a{int(self.mid_act)}",
+            f"r{int(self.residual)}",
+        ]
+        if self.widths is not None:
+            tokens.append("w" + ".".join(map(str, self.widths)))
+        if self.inner is not None:
+            tokens.append("m" + ".".join(map(str, self.inner)))
+        if self.steps != 1:
+            tokens.append(f"n{self.steps}")
+        if self.preact:
+            tokens.append("v1")
+        if not self.mid_bn:
+            tokens.append("b0")
+        return "_".join(tokens)
 
 
 @dataclass(frozen=True)
 class Arch:
     """A whole network: stem conv -> stages -> global average pool -> linear head.
 
-    `stem_stride` is the stem's downsampling (see STEM_STRIDES): 1 keeps the input's
-    resolution, as every network did before strided stems.
+    `stem` is the stem's width (its last conv's channels); `stem_lead`, where set, the width of
+    a first stem conv before it (Xception's two-conv stem). `stem_stride` is the stem's
+    downsampling (see STEM_STRIDES): 1 keeps the input's resolution, as every network did
+    before strided stems.
     """
 
     stem: int
     stages: tuple[Stage, ...]
     stem_stride: int = 1
+    stem_lead: int | None = None
 
     def __post_init__(self) -> None:
         _check_count("stem width", self.stem, MAX_WIDTH)
+        if self.stem_lead is not None:
+            _check_count("stem lead width", self.stem_lead, MAX_WIDTH)
         stride = self.stem_stride
         if not isinstance(stride, int) or isinstance(stride, bool) or stride not in STEM_STRIDES:
             raise ValueError(
@@ -214,6 +327,11 @@ class Arch:
             in_chs = stage.width
         object.__setattr__(self, "stages", tuple(canonical))
 
+    @property
+    def stem_widths(self) -> tuple[int, ...]:
+        """The channels of each stem conv, in order."""
+        return (self.stem,) if self.stem_lead is None else (self.stem_lead, self.stem)
+
     def stage_in_channels_of(self, stages: list[Stage], index: int) -> int:
         index = index % len(stages)
         return self.stem if index == 0 else stages[index - 1].width
@@ -233,7 +351,8 @@ class Arch:
 
     def __str__(self) -> str:
         # A stride of 1 is left unwritten: strings stored before strided stems keep their text.
-        stem = f"stem{self.stem}" + (f"s{self.stem_stride}" if self.stem_stride != 1 else "")
+        stem = "stem" + ".".join(map(str, self.stem_widths))
+        stem += f"s{self.stem_stride}" if self.stem_stride != 1 else ""
         return "-".join([stem] + [stage.to_token() for stage in self.stages])
 
     @classmethod
@@ -248,13 +367,18 @@ class Arch:
             )
         parts = text.strip().split("-")
         stem_token = parts[0]
-        width, strided, stride = stem_token[4:].partition("s")
-        if not stem_token.startswith("stem") or not (width.isascii() and width.isdigit()):
+        widths, strided, stride = stem_token[4:].partition("s")
+        lead, dotted, width = widths.rpartition(".")
+        if not stem_token.startswith("stem") or not all(
+            text.isascii() and text.isdigit() for text in ([lead, width] if dotted else [width])
+        ):
             raise ValueError(
-                f"bad token {stem_token!r}: the string must start with stemN or stemNsS"
+                f"bad token {stem_token!r}: the string must start with stemN, stemL.N, "
+                "stemNsS or stemL.NsS"
             )
-        if not _DIGITS.fullmatch(width) or not 1 <= int(width) <= MAX_WIDTH:
-            raise ValueError(f"bad token {stem_token!r}: stem width must be 1 to {MAX_WIDTH}")
+        for text in [lead, width] if dotted else [width]:
+            if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_WIDTH:
+                raise ValueError(f"bad token {stem_token!r}: stem widths must be 1 to {MAX_WIDTH}")
         # Only the canonical spelling: one string per network (a stride of 1 has no sS).
         if strided and stride not in _STEM_STRIDE_TEXT:
             raise ValueError(
@@ -268,47 +392,93 @@ class Arch:
             raise ValueError(f"no stages after {stem_token!r}: expected -c.._d.._s.._k.. tokens")
         try:
             return cls(
-                stem=int(width), stages=tuple(stages), stem_stride=_STEM_STRIDE_TEXT.get(stride, 1)
+                stem=int(width),
+                stages=tuple(stages),
+                stem_stride=_STEM_STRIDE_TEXT.get(stride, 1),
+                stem_lead=int(lead) if dotted else None,
             )
         except ValueError as error:
             raise ValueError(f"bad architecture {text[:80]!r}: {error}") from None
 
 
 _STAGE_KEYS = ("c", "d", "s", "k", "g", "p", "f", "a", "r")
+# Optional tokens after r, in their canonical order, and the one value each may be written with
+# where the knob is a flag (its default is written by leaving the token out).
+_OPTIONAL_KEYS = ("w", "m", "n", "v", "b")
+_OPTIONAL_FLAGS = {"v": "1", "b": "0"}
 
 
 def _parse_stage(part: str, number: int) -> Stage:
     tokens = part.split("_")
-    if len(tokens) != len(_STAGE_KEYS):
+    if len(tokens) < len(_STAGE_KEYS):
         raise ValueError(
-            f"stage {number} {part!r} has {len(tokens)} tokens, expected 9: "
-            "c<width>_d<depth>_s<stride>_k<kernels>_g<segments>_p<place>_f<0|1>_a<0|1>_r<0|1>"
+            f"stage {number} {part!r} has {len(tokens)} tokens, expected 9 and then optional "
+            "ones: c<width>_d<depth>_s<stride>_k<kernels>_g<segments>_p<place>_f<0|1>_a<0|1>"
+            "_r<0|1>[_w<widths>][_m<inner>][_n<steps>][_v1][_b0]"
         )
     values: dict[str, str] = {}
     for key, token in zip(_STAGE_KEYS, tokens):
         if not token.startswith(key) or len(token) == len(key):
             raise ValueError(f"bad token {token!r} in stage {number}: expected {key}<value>")
         values[key] = token[len(key) :]
-
-    def integer(key: str, what: str, high: int) -> int:
-        if not _DIGITS.fullmatch(values[key]) or not 1 <= int(values[key]) <= high:
-            allowed = "1 or 2" if high == 2 else f"an integer from 1 to {high}"
+    optional: dict[str, str] = {}
+    for token in tokens[len(_STAGE_KEYS) :]:
+        key = token[:1]
+        later = [k for k in _OPTIONAL_KEYS if k in optional]
+        if key not in _OPTIONAL_KEYS or len(token) == 1:
             raise ValueError(
-                f"bad token {key + values[key]!r} in stage {number}: {what} must be {allowed}"
+                f"bad token {token!r} in stage {number}: after r only w, m, n, v1 and b0 may "
+                "follow"
             )
-        return int(values[key])
+        if later and _OPTIONAL_KEYS.index(key) <= _OPTIONAL_KEYS.index(later[-1]):
+            raise ValueError(
+                f"bad token {token!r} in stage {number}: optional tokens go once each, in the "
+                "order w, m, n, v, b"
+            )
+        if key in _OPTIONAL_FLAGS and token[1:] != _OPTIONAL_FLAGS[key]:
+            raise ValueError(
+                f"bad token {token!r} in stage {number}: write {key}{_OPTIONAL_FLAGS[key]} or "
+                "leave the token out for the default"
+            )
+        optional[key] = token[1:]
+
+    def integer(key: str, what: str, high: int, text: str | None = None) -> int:
+        text = values[key] if text is None else text
+        if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= high:
+            allowed = "1 or 2" if high == 2 else f"an integer from 1 to {high}"
+            token = key + (values[key] if key in values else optional[key])
+            raise ValueError(f"bad token {token!r} in stage {number}: {what} must be {allowed}")
+        return int(text)
 
     def flag(key: str) -> bool:
         if values[key] not in ("0", "1"):
             raise ValueError(f"bad token {key + values[key]!r} in stage {number}: expected 0 or 1")
         return values[key] == "1"
 
+    def channel_list(key: str, what: str) -> tuple[int, ...] | None:
+        if key not in optional:
+            return None
+        return tuple(integer(key, what, MAX_WIDTH, text) for text in optional[key].split("."))
+
     width, depth = integer("c", "width", MAX_WIDTH), integer("d", "depth", MAX_BLOCKS)
+    stride_text = values["s"].rstrip("abcdefghijklmnopqrstuvwxyz")
+    downsample = values["s"][len(stride_text) :] or "conv"
+    if downsample not in ("pre", "post") or stride_text != "2":
+        if downsample != "conv":
+            raise ValueError(
+                f"bad token {'s' + values['s']!r} in stage {number}: write s1, s2, s2pre or s2post"
+            )
+    values["s"] = stride_text
     stride = integer("s", "stride", max(STRIDES))
     segments: int | str = "dw" if values["g"] == "dw" else integer("g", "segments", MAX_WIDTH)
     factorize, mid_act, residual = flag("f"), flag("a"), flag("r")
+    steps = integer("n", "steps", MAX_STEPS, optional["n"]) if "n" in optional else 1
+    if steps == 1 and "n" in optional:
+        raise ValueError(
+            f"bad token 'n1' in stage {number}: one step is the default, leave it out"
+        )
     try:
-        return Stage(
+        stage = Stage(
             width=width,
             depth=depth,
             stride=stride,
@@ -318,34 +488,13 @@ def _parse_stage(part: str, number: int) -> Stage:
             factorize=factorize,
             mid_act=mid_act,
             residual=residual,
+            downsample=downsample,
+            widths=channel_list("w", "a branch width"),
+            inner=channel_list("m", "an inner width"),
+            steps=steps,
+            preact="v" in optional,
+            mid_bn="b" not in optional,
         )
     except ValueError as error:
         raise ValueError(f"bad stage {number} {part!r}: {error}") from None
-
-
-def decoupling_degree(arch: Arch) -> float:
-    """How far the spatial step is split from the channel mix: 0 normal conv .. 1 depthwise.
-
-    Per block, S = segments summed over branches (a spatial branch counts its groups, a 1 x 1 or
-    pool branch counts one) and C = the channels those segments cover; the degree is
-    log S / log C, averaged over blocks. A split into b branches thus counts as b segments, as in
-    the Xception paper's framing.
-    """
-    degrees = []
-    for stage, stage_in in zip(arch.stages, arch.stage_in_channels()):
-        widths = branch_widths(stage.width, len(stage.branches))
-        for in_chs in stage.block_in_channels(stage_in):
-            segments = channels = 0
-            for branch, branch_chs in zip(stage.branches, widths):
-                convs = spatial_conv_shapes(
-                    in_chs, branch_chs, branch, stage.pointwise, stage.factorize
-                )
-                if convs:
-                    cin, cout = convs[0]
-                    segments += resolve_groups(cin, cout, stage.segments)
-                    channels += cin
-                else:
-                    segments += 1
-                    channels += branch_chs
-            degrees.append(math.log(segments) / math.log(channels) if channels > 1 else 0.0)
-    return min(1.0, max(0.0, sum(degrees) / len(degrees)))
+    return stage

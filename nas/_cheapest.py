@@ -11,17 +11,20 @@ tests/test_search_stops.py checks the two counts agree on every landmark and sam
 from __future__ import annotations
 
 import itertools
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from nas._arch import Arch, Stage
-from nas._plan import Layer, stage_plan, stage_specs, stem_plan
+from nas._plan import Layer, stage_plan, stage_specs, stem_channels, stem_plan
 
 Size = tuple[int, int]
 
 SMALL_SPACE = 4096  # assignments: a space this small is counted whole
 # Each stage's parameters are s{i}_{knob}, one for each field of a Stage but its stride (which
-# the space fixes); search_spaces._spaces names them.
-STAGE_KNOBS = tuple(field.name for field in fields(Stage) if field.name != "stride")
+# the space fixes) and the knobs that came with the papers' blocks; search_spaces._spaces
+# names them.
+STAGE_KNOBS = tuple(
+    field.name for field in fields(Stage) if field.name != "stride" and field.default is MISSING
+)
 
 # Per-stage knobs whose cheapest value is known without counting: another block only adds
 # MACs, the residual adds a projection or nothing, an activation adds none.
@@ -35,7 +38,9 @@ def layer_macs(layer: Layer, size: Size) -> tuple[int, Size]:
     return layer.weights * out[0] * out[1], out
 
 
-def stem_macs(in_chs: int, stem_chs: int, stem_stride: int, size: Size) -> tuple[int, Size]:
+def stem_macs(
+    in_chs: int, stem_chs: int | tuple[int, ...], stem_stride: int, size: Size
+) -> tuple[int, Size]:
     """MACs of the stem (its conv; pools cost none) on `size`, and its output size."""
     total = 0
     for layer in stem_plan(in_chs, stem_chs, stem_stride):
@@ -48,11 +53,15 @@ def stage_macs(in_chs: int, stage: dict, size: Size) -> tuple[int, Size]:
     """MACs of one stage's blocks (a `stage_specs` entry) on `size`, and its output size."""
     total = 0
     for block in stage_plan(in_chs, stage):
+        if block.pre_pool is not None:
+            size = layer_macs(block.pre_pool, size)[1]
         for branch in block.branches:
             branch_size = size
             for layer in branch.layers:
                 macs, branch_size = layer_macs(layer, branch_size)
                 total += macs
+        if block.post_pool is not None:
+            branch_size = layer_macs(block.post_pool, branch_size)[1]
         if block.projection is not None:
             total += layer_macs(block.projection, size)[0]
         size = branch_size
@@ -62,7 +71,7 @@ def stage_macs(in_chs: int, stage: dict, size: Size) -> tuple[int, Size]:
 def plan_macs(arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> int:
     """MACs of the whole network of `arch` for one image of `input_shape` (C, H, W)."""
     size = (int(input_shape[1]), int(input_shape[2]))
-    total, size = stem_macs(int(input_shape[0]), arch.stem, arch.stem_stride, size)
+    total, size = stem_macs(int(input_shape[0]), stem_channels(arch), arch.stem_stride, size)
     in_chs = arch.stem
     for stage in stage_specs(arch):
         macs, size = stage_macs(in_chs, stage, size)

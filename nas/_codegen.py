@@ -30,7 +30,7 @@ import nas
 from nas import _channels, _plan, blocks
 from nas._arch import Arch
 from nas._decoupling import decoupling_degree
-from nas._plan import stage_specs, stem_plan, stem_words
+from nas._plan import stage_specs, stem_channels, stem_plan, stem_words
 from nas._trim import check_same_network, trim
 from nas.builder import build_model as reference_model
 from nas.cost import count_cost
@@ -277,7 +277,7 @@ def _constants(
         ]
     lines += [
         "",
-        f"STEM_CHS = {arch.stem}",
+        f"STEM_CHS = {_literal(stem_channels(arch))}",
         _stem_stride_line(arch, input_shape, sizes[0]),
         _stages_literal(arch, sizes),
     ]
@@ -286,7 +286,7 @@ def _constants(
 
 def _stem_stride_line(arch: Arch, input_shape: tuple[int, int, int], after: tuple) -> str:
     """STEM_STRIDE with a comment saying what the stem does to INPUT_SHAPE."""
-    what = stem_words(stem_plan(input_shape[0], arch.stem, arch.stem_stride))
+    what = stem_words(stem_plan(input_shape[0], stem_channels(arch), arch.stem_stride))
     sizes = f"{input_shape[1]}x{input_shape[2]} -> {after[1]}x{after[2]}"
     return f"STEM_STRIDE = {arch.stem_stride}  # {what}: {sizes}"
 

@@ -23,27 +23,40 @@ def conv_bn(
     stride: int = 1,
     groups: int = 1,
     act: bool = True,
+    bn: bool = True,
 ) -> nn.Sequential:
-    """Conv (no bias: BN follows) -> BatchNorm -> optional ReLU."""
+    """Conv (no bias: BN follows, or a 1x1 that has one) -> [BatchNorm] -> optional ReLU."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_chs, out_chs, kernel, stride, kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(out_chs),
+        nn.Conv2d(in_chs, out_chs, kernel, stride, kernel // 2, groups=groups, bias=False)
     ]
+    if bn:
+        layers.append(nn.BatchNorm2d(out_chs))
     if act:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
 def make_layer(layer: Layer) -> nn.Module:
-    """One planned layer: a pool, or a conv with its BatchNorm and optional ReLU."""
+    """One planned layer: a pool, or a conv with its BatchNorm and optional ReLU; a
+    pre-activated layer starts with a ReLU that leaves its input (the shortcut's) unchanged."""
+    module = _layer_module(layer)
+    if layer.pre_relu:
+        return nn.Sequential(nn.ReLU(), module)
+    return module
+
+
+def _layer_module(layer: Layer) -> nn.Module:
+    # One `if` per kind, each returning: the exporter leaves out the kinds a network never has.
     if layer.kind == "pool":
         return nn.MaxPool2d(layer.kernel, layer.stride, padding=layer.kernel // 2)
+    if layer.kind == "avg":
+        return nn.AvgPool2d(layer.kernel, layer.stride, padding=layer.kernel // 2)
     if layer.kind == "shrink":
         # ceil_mode: an odd side rounds up, as every strided layer here does (an edge window
         # averages only the pixels it covers).
         return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True)
     return conv_bn(
-        layer.in_chs, layer.out_chs, layer.kernel, layer.stride, layer.groups, layer.relu
+        layer.in_chs, layer.out_chs, layer.kernel, layer.stride, layer.groups, layer.relu, layer.bn
     )
 
 
@@ -81,19 +94,28 @@ class DecoupledBlock(nn.Module):
 
     def __init__(self, plan: BlockPlan) -> None:
         super().__init__()
+        # Submodules only where the plan has them, so earlier networks keep their state_dict.
+        if plan.pre_pool is not None:
+            self.pre_pool = make_layer(plan.pre_pool)
         self.branches = nn.ModuleList(make_branch(branch) for branch in plan.branches)
+        if plan.post_pool is not None:
+            self.post_pool = make_layer(plan.post_pool)
         self.shortcut: nn.Module | None = None
         if plan.residual:
             self.shortcut = (
                 nn.Identity() if plan.projection is None else make_layer(plan.projection)
             )
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.ReLU(inplace=True) if plan.act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "pre_pool"):
+            x = self.pre_pool(x)
         if len(self.branches) == 1:
             out = self.branches[0](x)
         else:
             out = torch.cat([branch(x) for branch in self.branches], dim=1)
+        if hasattr(self, "post_pool"):
+            out = self.post_pool(out)
         if self.shortcut is not None:
             out = out + self.shortcut(x)
         return self.act(out)
@@ -105,7 +127,7 @@ class Network(nn.Module):
     Args:
         in_channels: image channels (from the dataset).
         num_classes: classes (from the dataset).
-        stem_chs: width of the 3 x 3 stem conv.
+        stem_chs: width of the 3 x 3 stem conv, or a tuple of the widths of its convs.
         stages: one dict per stage with keys width, depth, stride, branches, segments,
             pointwise, factorize, mid_act, residual.
         stem_stride: the stem's downsampling, 1, 2, 4, 8 or 16 (see stem_plan).
@@ -115,7 +137,7 @@ class Network(nn.Module):
         self,
         in_channels: int,
         num_classes: int,
-        stem_chs: int,
+        stem_chs: int | tuple[int, ...],
         stages: list[dict],
         stem_stride: int = 1,
     ) -> None:

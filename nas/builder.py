@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nas._arch import Arch
-from nas._plan import stage_specs
+from nas._plan import stage_specs, stem_channels
 from nas.blocks import Network
 
 __all__ = ["build_model", "stage_specs"]
@@ -21,4 +21,6 @@ def build_model(arch: Arch | str, in_channels: int, num_classes: int) -> Network
     """
     if isinstance(arch, str):
         arch = Arch.parse(arch)
-    return Network(in_channels, num_classes, arch.stem, stage_specs(arch), arch.stem_stride)
+    return Network(
+        in_channels, num_classes, stem_channels(arch), stage_specs(arch), arch.stem_stride
+    )

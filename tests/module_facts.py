@@ -8,7 +8,7 @@ from torch import nn
 
 
 class LayerFacts(NamedTuple):
-    kind: str  # "pool", "pointwise" or "spatial"
+    kind: str  # "pool" (max), "avg" (average pool), "pointwise" or "spatial"
     kernel: int
     in_chs: int | None  # None for a pool (it keeps whatever channels come in)
     out_chs: int | None
@@ -16,13 +16,20 @@ class LayerFacts(NamedTuple):
     groups: int
     bn: bool
     relu: bool
+    pre_relu: bool = False  # a ReLU (not in place: the shortcut reads its input) comes first
 
 
 def layer_facts(module: nn.Module) -> LayerFacts:
-    """One layer of a branch: a bare max pool, or a Sequential of conv, BatchNorm[, ReLU]."""
-    if isinstance(module, nn.MaxPool2d):
+    """One layer of a branch: a bare max or average pool, or a Sequential of conv[, BatchNorm]
+    [, ReLU]; either may follow a ReLU in a Sequential of its own (pre-activation)."""
+    if isinstance(module, nn.Sequential) and isinstance(module[0], nn.ReLU):
+        assert not module[0].inplace, "a ReLU in place would change the shortcut's input"
+        assert len(module) == 2, f"one layer follows a pre-activation: {module}"
+        return layer_facts(module[1])._replace(pre_relu=True)
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         assert module.padding == module.kernel_size // 2, "a pool must keep the resolution"
-        return LayerFacts("pool", module.kernel_size, None, None, module.stride, 1, False, False)
+        kind = "pool" if isinstance(module, nn.MaxPool2d) else "avg"
+        return LayerFacts(kind, module.kernel_size, None, None, module.stride, 1, False, False)
     assert isinstance(module, nn.Sequential), f"not a layer: {module}"
     conv, *rest = module
     assert isinstance(conv, nn.Conv2d), f"a layer starts with a conv: {module}"

@@ -27,7 +27,7 @@ from nas.cost import count_cost
 from nas.export import code_for_trial, generate_code, pick_trial
 from nas.storage import load_study
 from search_spaces import LANDMARKS, landmarks_for
-from tests.arch_samples import random_archs
+from tests.arch_samples import PAPER_BLOCKS, random_archs
 
 REPO = Path(__file__).resolve().parent.parent
 SITE_DIRS = sorted(
@@ -139,6 +139,9 @@ def export_cases() -> list[tuple[str, Arch, tuple[int, int, int]]]:
     # Strided stems, for larger images: a conv and a max pool (96), an average pool first (224).
     for shape, name in (((3, 96, 96), "inception_v1"), ((3, 224, 224), "xception")):
         cases.append((f"{name}_{shape[1]}px", landmarks_for(shape)[name], shape))
+    cases += [
+        (f"paper_block_{index}", arch, (3, 16, 16)) for index, arch in enumerate(PAPER_BLOCKS)
+    ]
     seen = {str(arch) for _, arch, _ in cases}
     for space in ("inception_to_xception", "xception_spectrum"):
         for index, arch in enumerate(random_archs(space, 20, seed=7)):

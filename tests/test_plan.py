@@ -6,20 +6,21 @@ import math
 import re
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 
 import pytest
 from torch import nn
 
 from dashboard.trial_data import arch_diagram
-from nas import Arch, build_model
-from nas._plan import arch_plan, stage_specs
+from nas import Arch, Stage, build_model
+from nas._plan import OPTIONAL_KNOBS, arch_plan, stage_specs
 from search_spaces import LANDMARKS
-from tests.arch_samples import distinct_random_archs
+from tests.arch_samples import PAPER_BLOCKS, distinct_random_archs
 from tests.module_facts import LayerFacts, branch_facts, layer_facts, out_channels
 
 # Every landmark and a sample of each space, at the widths the search builds.
 ARCHS = [
+    *PAPER_BLOCKS,
     *LANDMARKS.values(),
     *distinct_random_archs("inception_to_xception", 30, seed=11),
     *distinct_random_archs("xception_spectrum", 10, seed=11),
@@ -35,10 +36,24 @@ def test_the_plan_needs_no_torch():
 
 
 def test_stage_specs_are_the_stage_fields_in_order():
+    """A spec holds a stage's fields in order, the papers' knobs only where they differ from
+    what earlier networks had (so their specs, and exported STAGES, keep their text)."""
+    required = [field.name for field in fields(Stage) if field.default is MISSING]
+    assert {
+        field.name: field.default for field in fields(Stage) if field.name not in required
+    } == (OPTIONAL_KNOBS)
     for arch in (LANDMARKS["inception_v3"], *ARCHS[-5:]):
         specs = stage_specs(arch)
-        assert specs == [asdict(stage) for stage in arch.stages]
-        assert [list(spec) for spec in specs] == [list(asdict(s)) for s in arch.stages]
+        assert [list(spec) for spec in specs] == [required] * len(arch.stages)
+        assert specs == [{k: asdict(stage)[k] for k in required} for stage in arch.stages]
+    xception_exit = Arch.parse(
+        "stem8-c16_d1_s2post_k3_gdw_pafter_f0_a0_r1_m12_n2_v1_b0-c32_d1_s1_k3_g1_pnone_f0_a0_r0"
+    )
+    first, second = stage_specs(xception_exit)
+    assert list(first) == [*required, "downsample", "inner", "steps", "preact", "mid_bn"]
+    assert (first["downsample"], first["inner"], first["steps"]) == ("post", (12,), 2)
+    assert (first["preact"], first["mid_bn"]) == (True, False)
+    assert list(second) == required
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=str)
@@ -55,7 +70,8 @@ def test_layers_chain_and_branches_fill_the_width(arch):
                 assert layers[0].in_chs == block.in_chs and layers[-1].out_chs == branch.out_chs
                 assert all(a.out_chs == b.in_chs for a, b in zip(layers, layers[1:]))
                 # One layer takes the block's stride; a pool keeps its channels.
-                assert math.prod(layer.stride for layer in layers) == block.stride
+                pools = [pool for pool in (block.pre_pool, block.post_pool) if pool is not None]
+                assert math.prod(layer.stride for layer in [*layers, *pools]) == block.stride
                 assert all(layer.in_chs == layer.out_chs for layer in layers if not layer.bn)
                 assert all(layer.in_chs % layer.groups == 0 for layer in layers)
         later_in = [block.in_chs for block in blocks[1:]]
@@ -63,7 +79,7 @@ def test_layers_chain_and_branches_fill_the_width(arch):
 
 
 def planned_facts(layer) -> LayerFacts:
-    pool = layer.kind == "pool"
+    pool = layer.kind in ("pool", "avg")
     return LayerFacts(
         layer.kind,
         layer.kernel,
@@ -73,15 +89,26 @@ def planned_facts(layer) -> LayerFacts:
         layer.groups,
         layer.bn,
         layer.relu,
+        layer.pre_relu,
     )
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=str)
 def test_the_built_network_is_the_plan(arch):
     model = build_model(arch, 3, 10)
-    assert layer_facts(model.stem) == LayerFacts("spatial", 3, 3, arch.stem, 1, 1, True, True)
+    stem = [layer_facts(model.stem[i : i + 3]) for i in range(0, len(model.stem), 3)]
+    widths = [arch.stem] if arch.stem_lead is None else [arch.stem_lead, arch.stem]
+    assert [(f.in_chs, f.out_chs, f.bn, f.relu) for f in stem] == [
+        (cin, cout, True, True) for cin, cout in zip([3, *widths], widths)
+    ]
     for built_stage, blocks in zip(model.stages, arch_plan(arch), strict=True):
         for built, block in zip(built_stage, blocks, strict=True):
+            for pool in ("pre_pool", "post_pool"):
+                planned = getattr(block, pool)
+                if planned is None:
+                    assert not hasattr(built, pool)
+                else:
+                    assert layer_facts(getattr(built, pool)) == planned_facts(planned)
             assert len(built.branches) == len(block.branches)
             for built_branch, branch in zip(built.branches, block.branches):
                 assert branch_facts(built_branch) == [planned_facts(x) for x in branch.layers]
@@ -91,16 +118,16 @@ def test_the_built_network_is_the_plan(arch):
                 assert isinstance(built.shortcut, nn.Identity)
             else:
                 assert layer_facts(built.shortcut) == planned_facts(block.projection)
-            assert isinstance(built.act, nn.ReLU)
+            assert isinstance(built.act, nn.ReLU if block.act else nn.Identity)
     assert model.head.in_features == arch.out_channels
 
 
 # --- the diagram against the built modules (not against the plan) ---------------------------
 
 DETAIL = re.compile(
-    r"^(?:(?P<cin>\d+) → )?(?P<cout>\d+) ch(?:, stride (?P<stride>\d+))?"
-    r"(?: · (?!ReLU$)(?P<groups>[^;·]+?)(?:; later blocks (?P<later>[^·]+?))?)?"
-    r"(?P<relu> · ReLU)?$"
+    r"^(?P<pre>ReLU, then )?(?:(?P<cin>\d+) → )?(?P<cout>\d+) ch(?:, stride (?P<stride>\d+))?"
+    r"(?: · (?!ReLU$|no BN$)(?P<groups>[^;·]+?)(?:; later blocks (?P<later>[^·]+?))?)?"
+    r"(?P<relu> · ReLU)?(?P<nobn> · no BN)?$"
 )
 
 
@@ -119,6 +146,11 @@ def test_the_diagram_draws_the_built_network(arch):
     for stage, view, built_stage in zip(arch.stages, views, model.stages):
         first, later = built_stage[0], built_stage[1] if len(built_stage) > 1 else None
         strides = [layer_facts(layer).stride for b in first.branches for layer in b]
+        strides += [
+            getattr(first, pool).stride
+            for pool in ("pre_pool", "post_pool")
+            if hasattr(first, pool)
+        ]
         width = sum(out_channels(branch) for branch in first.branches)
         blocks = "block" if len(built_stage) == 1 else "blocks"
         assert view.summary.startswith(
@@ -135,7 +167,7 @@ def test_the_diagram_draws_the_built_network(arch):
         assert len(view.branches) == len(first.branches)
         for index, (drawn, built) in enumerate(zip(view.branches, first.branches)):
             kernel = stage.branches[index]
-            assert drawn.name == ("pool" if kernel == "pool" else f"{kernel}x{kernel}")
+            assert drawn.name == (kernel if "pool" in kernel else f"{kernel}x{kernel}")
             assert drawn.channels == out_channels(built)
             later_layers = list(later.branches[index]) if later is not None else []
             check_ops(drawn.ops, list(built), later_layers)
@@ -147,11 +179,15 @@ def check_ops(ops, layers, later_layers) -> None:
         facts = layer_facts(layer)
         detail = DETAIL.match(op.detail)
         assert detail, op.detail
-        assert op.kind == facts.kind
+        assert op.kind == ("pool" if facts.kind == "avg" else facts.kind)
+        assert bool(detail["nobn"]) == (facts.kind in ("pointwise", "spatial") and not facts.bn)
         assert int(detail["stride"] or 1) == facts.stride, op.detail
         assert bool(detail["relu"]) == facts.relu, op.detail
-        if facts.kind == "pool":
-            assert op.label == f"{facts.kernel}x{facts.kernel} max pool"
+        assert bool(detail["pre"]) == facts.pre_relu, op.detail
+        if facts.kind in ("pool", "avg"):
+            assert op.kind == "pool"
+            kind = "max" if facts.kind == "pool" else "average"
+            assert op.label == f"{facts.kernel}x{facts.kernel} {kind} pool"
             assert int(detail["cout"]) == layer_facts(layers[position + 1]).in_chs
             continue
         assert (int(detail["cin"]), int(detail["cout"])) == (facts.in_chs, facts.out_chs)
