@@ -28,7 +28,7 @@ def conv(kernel: int, cin: int, cout: int, groups: int = 1) -> Layer:
 
 def inception_3a(scale: int = 1) -> BlockPlan:
     """GoogLeNet's inception (3a): 192 in; 1x1 64 | 1x1 96 -> 3x3 128 | 1x1 16 -> 5x5 32 |
-    pool -> 1x1 32 (256 out): widths the grammar cannot write (its reduces equal the outputs)."""
+    pool -> 1x1 32 (256 out), planned by hand."""
     c = scale
     branches = (
         BranchPlan("1", 64 * c, (pw(192 * c, 64 * c),)),
@@ -84,9 +84,11 @@ def test_inception_3a_widths():
     # Separate spaces 64 + 96 + 16 + 32 = 208 (every branch starts with a 1x1 or has no
     # spatial conv); coupling = (64*64 + 128*96 + 32*16 + 32*32) / (256 * 208) = 35/104.
     assert block_degree(inception_3a()) == pytest.approx(69 / 104, abs=1e-12)
-    assert round(69 / 104, 2) == 0.66
     for scale in (2, 4):
         assert block_degree(inception_3a(scale)) == pytest.approx(69 / 104, abs=1e-12)
+    # The same module written in the grammar, behind a 192-channel stem.
+    written = "stem192-c256_d1_s1_k1.3.5.pool_g1_pbefore_f0_a1_r0_w64.128.32.32_m64.96.16.32"
+    assert decoupling_degree(Arch.parse(written)) == pytest.approx(69 / 104, abs=1e-12)
 
 
 def test_the_network_degree_is_the_plain_mean_of_its_blocks():
