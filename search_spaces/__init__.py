@@ -9,16 +9,28 @@ from search_spaces._landmarks import (
     landmarks_for,
     stem_stride_for,
 )
+from search_spaces._published import (
+    PUBLISHED,
+    PaperFigure,
+    PublishedNetwork,
+    published_names,
+    published_network,
+)
 from search_spaces._spaces import SearchSpace, inception_to_xception, xception_spectrum
 
 __all__ = [
     "LANDMARKS",
+    "PUBLISHED",
     "REFERENCE_SIDE",
+    "PaperFigure",
+    "PublishedNetwork",
     "SearchSpace",
     "get",
     "landmark",
     "landmarks_for",
     "names",
+    "published_names",
+    "published_network",
     "stem_stride_for",
 ]
 
