@@ -90,11 +90,22 @@ class SearchSpace:
         return self if stride == self.stem_stride else replace(self, stem_stride=stride)
 
     def sample(self, trial: Any) -> Arch:
-        """The architecture for an Optuna trial (or FixedTrial); suggests every parameter."""
-        params = {
-            name: trial.suggest_categorical(name, list(values)) if len(values) > 1 else values[0]
-            for name, values in self.choices.items()
-        }
+        """The architecture for an Optuna trial (or FixedTrial); suggests every parameter.
+
+        A trial enqueued with parameters stored before the later knobs (the retry of a trial
+        an earlier version ran) builds what they built: its missing later knobs are not
+        suggested (the sampler would pick them) but take LATER_KNOB_DEFAULTS.
+        """
+        fixed = _enqueued_params(trial)
+        params = {}
+        for name, values in self.choices.items():
+            knob = name.split("_", 1)[1] if _stage_of(name) else ""
+            if len(values) == 1:
+                params[name] = values[0]
+            elif fixed and knob in LATER_KNOB_DEFAULTS and name not in fixed:
+                params[name] = LATER_KNOB_DEFAULTS[knob]
+            else:
+                params[name] = trial.suggest_categorical(name, list(values))
         return self.arch_from_params(params)
 
     @property
@@ -229,6 +240,13 @@ class SearchSpace:
     def size(self) -> int:
         """Number of distinct parameter assignments (architectures are fewer: see canonical)."""
         return math.prod(len(values) for values in self.choices.values())
+
+
+def _enqueued_params(trial: Any) -> dict | None:
+    """The parameters an Optuna trial was enqueued with (`study.enqueue_trial`), else None."""
+    frozen = getattr(trial, "_cached_frozen_trial", None)  # optuna.trial.Trial's own record
+    attrs = getattr(frozen, "system_attrs", None)
+    return attrs.get("fixed_params") if isinstance(attrs, dict) else None
 
 
 def _stage_of(name: str) -> int:

@@ -111,6 +111,26 @@ def test_a_trial_stored_before_the_later_knobs_builds_what_it_built():
         space.arch_from_params({k: v for k, v in old.items() if k != "s2_pointwise"})
 
 
+def test_a_retry_enqueued_with_earlier_params_builds_what_they_built():
+    # The retry of a trial an earlier version ran is enqueued with its stored params only.
+    space = search_spaces.get("inception_to_xception")
+    earlier = {
+        name: value
+        for name, value in space.params_for(LANDMARKS["mobilenet"]).items()
+        if not name.endswith(("_split", "_inner", "_unit", "_pool"))
+    }
+    for seed in range(5):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        study.enqueue_trial(earlier)
+        trial = study.ask()
+        assert space.sample(trial) == LANDMARKS["mobilenet"]
+        assert set(trial.params) == set(earlier)
+    # A new trial suggests the later knobs.
+    fresh = optuna.create_study().ask()
+    space.sample(fresh)
+    assert "s1_unit" in fresh.params
+
+
 @pytest.mark.parametrize(
     ("knob", "value", "token"),
     [
