@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 import search_spaces
 from nas import Arch
-from nas._channels import branch_widths, factorized_kernels, resolve_groups, spatial_conv_shapes
+from nas._channels import factorized_kernels, resolve_groups, spatial_conv_shapes
 from nas._decoupling import decoupling_degree
 
 INPUT_SHAPE = (1, 28, 28)
@@ -50,9 +50,9 @@ def approx_cost(arch: Arch, input_shape=INPUT_SHAPE, num_classes: int = 10) -> t
             if index == 0 and stage.stride == 2:
                 height, width = (height + 1) // 2, (width + 1) // 2
             pixels = height * width
-            widths = branch_widths(stage.width, len(stage.branches))
+            widths = stage.branch_widths  # the paper splits' widths, or equal shares
             for branch, out_chs in zip(stage.branches, widths):
-                if branch in ("1", "pool"):
+                if branch in ("1", "pool", "avgpool"):
                     conv(in_chs, out_chs, 1, 1, pixels)
                     continue
                 if stage.pointwise in ("before", "both"):

@@ -43,6 +43,7 @@ from nas._data_choice import DataChoice, add_dataset_options, data_key_of
 from nas._findings_report import render
 from nas._runlog import append_run, read_runs
 from search_spaces import LANDMARKS, stem_stride_for
+from search_spaces._landmarks import rescaled
 
 TARGET_PARAMS_FROM = "inception_v3"
 EXPERIMENTS = (
@@ -87,9 +88,11 @@ def activation_archs() -> list[tuple[str, Arch]]:
 
 
 def scaled(arch: Arch, multiplier: float) -> Arch:
-    """The same design with every width times `multiplier` (multiples of 4, at least 8)."""
+    """The same design with every width times `multiplier` (multiples of 4, at least 8); a
+    stage's branch and inner widths keep their proportions (search_spaces._landmarks.rescaled:
+    integers, the branches' summing to the width)."""
     stages = tuple(
-        replace(stage, width=max(8, int(round(stage.width * multiplier / 4)) * 4))
+        rescaled(stage, max(8, int(round(stage.width * multiplier / 4)) * 4))
         for stage in arch.stages
     )
     return replace(arch, stem=max(8, int(round(arch.stem * multiplier / 4)) * 4), stages=stages)

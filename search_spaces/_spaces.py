@@ -2,25 +2,66 @@
 
 Parameter names are stable (stored studies depend on them): `stem_width`, and per stage i
 (1-based) `s{i}_width`, `s{i}_depth`, `s{i}_branches`, `s{i}_segments`, `s{i}_pointwise`,
-`s{i}_factorize`, `s{i}_mid_act`, `s{i}_residual`. Categorical values are strings so that
-Optuna stores them the same way in every backend. A space sized for larger images
+`s{i}_factorize`, `s{i}_mid_act`, `s{i}_residual`, and, since the papers' blocks,
+`s{i}_split` (branch-width proportions: equal, googlenet, inception_v3), `s{i}_inner` (inner
+width over branch width: 1, 0.5), `s{i}_unit` (plain, pool_first, xception) and `s{i}_pool`
+(the pool branch's pool: max, avg); search_spaces._landmarks says what each value builds.
+
+The choices of a parameter never change once offered: Optuna refuses to continue a stored
+study whose parameter's choices differ. A trial stored before a parameter existed lacks it;
+wherever parameters become an architecture, a missing later knob takes its value in
+LATER_KNOB_DEFAULTS, which builds what the trial built then. Categorical values are strings so
+that Optuna stores them the same way in every backend. A space sized for larger images
 (`SearchSpace.for_input`) has the same parameters and choices; only its stem stride differs.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from nas import Arch, Stage
-from search_spaces._landmarks import SKELETON, STEM, landmark, stem_stride_for
+from search_spaces._landmarks import (
+    INNERS,
+    POOL_KINDS,
+    SKELETON,
+    SPLITS,
+    STEM,
+    UNITS,
+    Block,
+    landmark,
+    stem_stride_for,
+)
 
 # Branch sets the space offers: single kernels (normal .. separable) and Inception-style splits.
 BRANCH_CHOICES = ("3", "5", "7", "1.3", "3.5", "1.3.5", "1.3.pool", "3.5.7", "1.3.5.pool")
 SEGMENT_CHOICES = ("1", "2", "4", "8", "16", "dw")
 POINTWISE_CHOICES = ("none", "before", "after", "both")
 FLAG_CHOICES = ("0", "1")
+SPLIT_CHOICES = tuple(SPLITS)
+INNER_CHOICES = tuple(INNERS)
+UNIT_CHOICES = tuple(UNITS)
+POOL_CHOICES = tuple(POOL_KINDS)
+
+# Each stage's parameters are s{i}_{knob}: the knobs that every space has had, then those that
+# came with the papers' blocks, with the value that builds what a trial stored before them built
+# (the one table of those defaults: a stored trial that lacks one of them gets it from here).
+EARLIER_KNOBS = (
+    "width",
+    "depth",
+    "branches",
+    "segments",
+    "pointwise",
+    "factorize",
+    "mid_act",
+    "residual",
+)
+LATER_KNOB_DEFAULTS = {
+    field.name: field.default for field in fields(Block) if field.default is not MISSING
+}
+STAGE_KNOBS = EARLIER_KNOBS + tuple(LATER_KNOB_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -49,16 +90,57 @@ class SearchSpace:
         return self if stride == self.stem_stride else replace(self, stem_stride=stride)
 
     def sample(self, trial: Any) -> Arch:
-        """The architecture for an Optuna trial (or FixedTrial); suggests every parameter."""
-        params = {
-            name: trial.suggest_categorical(name, list(values)) if len(values) > 1 else values[0]
-            for name, values in self.choices.items()
-        }
+        """The architecture for an Optuna trial (or FixedTrial); suggests every parameter.
+
+        A trial enqueued with parameters stored before the later knobs (the retry of a trial
+        an earlier version ran) builds what they built: its missing later knobs are not
+        suggested (the sampler would pick them) but take LATER_KNOB_DEFAULTS.
+        """
+        fixed = _enqueued_params(trial)
+        params = {}
+        for name, values in self.choices.items():
+            knob = name.split("_", 1)[1] if _stage_of(name) else ""
+            if len(values) == 1:
+                params[name] = values[0]
+            elif fixed and knob in LATER_KNOB_DEFAULTS and name not in fixed:
+                params[name] = LATER_KNOB_DEFAULTS[knob]
+            else:
+                params[name] = trial.suggest_categorical(name, list(values))
         return self.arch_from_params(params)
 
+    @property
+    def stage_knobs(self) -> tuple[str, ...]:
+        """The per-stage knobs this space has parameters for (s{i}_{knob}), in STAGE_KNOBS'
+        order; a later knob it lacks keeps its LATER_KNOB_DEFAULTS value."""
+        return tuple(knob for knob in STAGE_KNOBS if f"s1_{knob}" in self.choices)
+
+    def stage_from_knobs(self, knobs: dict[str, str], stride: int) -> Stage:
+        """One stage from its knobs' values as sampled (a later knob may be missing)."""
+        knobs = {**LATER_KNOB_DEFAULTS, **knobs}
+        segments = str(knobs["segments"])
+        block = Block(
+            branches=tuple(str(knobs["branches"]).split(".")),
+            segments="dw" if segments == "dw" else int(segments),
+            pointwise=str(knobs["pointwise"]),
+            factorize=str(knobs["factorize"]) == "1",
+            mid_act=str(knobs["mid_act"]) == "1",
+            residual=str(knobs["residual"]) == "1",
+            **{knob: str(knobs[knob]) for knob in LATER_KNOB_DEFAULTS},
+        )
+        return block.stage(int(knobs["width"]), int(knobs["depth"]), stride)
+
     def arch_from_params(self, params: dict[str, str]) -> Arch:
-        """Build the architecture from a complete parameter assignment."""
-        missing = [name for name in self.choices if name not in params]
+        """Build the architecture from a complete parameter assignment.
+
+        A later knob (LATER_KNOB_DEFAULTS) may be missing: a trial stored before it existed
+        built what its default builds.
+        """
+        later = {
+            f"s{index}_{knob}"
+            for index in range(1, len(self.strides) + 1)
+            for knob in LATER_KNOB_DEFAULTS
+        }
+        missing = [name for name in self.choices if name not in params and name not in later]
         if missing:
             raise ValueError(f"missing parameters for space {self.name}: {', '.join(missing)}")
         for name, value in params.items():
@@ -69,24 +151,12 @@ class SearchSpace:
                 )
         stages = []
         for index, stride in enumerate(self.strides, 1):
-
-            def get(knob: str, index: int = index) -> str:
-                return str(params[f"s{index}_{knob}"])
-
-            segments = get("segments")
-            stages.append(
-                Stage(
-                    width=int(get("width")),
-                    depth=int(get("depth")),
-                    stride=stride,
-                    branches=tuple(get("branches").split(".")),
-                    segments="dw" if segments == "dw" else int(segments),
-                    pointwise=get("pointwise"),
-                    factorize=get("factorize") == "1",
-                    mid_act=get("mid_act") == "1",
-                    residual=get("residual") == "1",
-                )
-            )
+            knobs = {
+                knob: params[f"s{index}_{knob}"]
+                for knob in STAGE_KNOBS
+                if f"s{index}_{knob}" in params
+            }
+            stages.append(self.stage_from_knobs(knobs, stride))
         return Arch(
             stem=int(params["stem_width"]), stages=tuple(stages), stem_stride=self.stem_stride
         )
@@ -98,35 +168,91 @@ class SearchSpace:
         """
         if len(arch.stages) != len(self.strides) or arch.stem_stride != self.stem_stride:
             return None
+        if arch.stem_lead is not None or str(arch.stem) not in self.choices["stem_width"]:
+            return None
         params = {"stem_width": str(arch.stem)}
-        for index, stage in enumerate(arch.stages, 1):
-            params.update(
-                {
-                    f"s{index}_width": str(stage.width),
-                    f"s{index}_depth": str(stage.depth),
-                    f"s{index}_branches": ".".join(stage.branches),
-                    f"s{index}_segments": str(stage.segments),
-                    f"s{index}_pointwise": stage.pointwise,
-                    f"s{index}_factorize": str(int(stage.factorize)),
-                    f"s{index}_mid_act": str(int(stage.mid_act)),
-                    f"s{index}_residual": str(int(stage.residual)),
-                }
-            )
-        # Canonical values may be outside the offered choices; fall back to any choice that
-        # canonicalizes to the same network (e.g. a knob that does not matter for this stage).
-        for name, value in list(params.items()):
-            if value not in self.choices[name]:
-                for candidate in self.choices[name]:
-                    if self.arch_from_params({**params, name: candidate}) == arch:
-                        params[name] = candidate
+        for index, (stage, stride) in enumerate(zip(arch.stages, self.strides), 1):
+            if stage.stride != stride:
+                return None
+            found = self._stage_params(index, stage, params)
+            if found is None:
+                return None
+            params.update(found)
+        if self.arch_from_params(params) != arch:
+            return None  # a stage that canonicalizes with its neighbours
+        return {name: params[name] for name in self.choices}
+
+    def _stage_params(self, index: int, stage: Stage, earlier: dict) -> dict | None:
+        """Values of stage `index`'s parameters that build `stage` behind the stages set in
+        `earlier`, or None. The earlier knobs are read off the stage (a canonical value the
+        space lacks is replaced by any choice that builds the same); the later ones are tried
+        in turn, defaults first."""
+        name = f"s{index}_{{}}".format
+        pools = {kind: key for key, kind in POOL_KINDS.items()}
+        branches = ["pool" if branch in pools else branch for branch in stage.branches]
+        guess = {
+            "width": str(stage.width),
+            "depth": str(stage.depth),
+            "branches": ".".join(branches),
+            "segments": str(stage.segments),
+            "pointwise": stage.pointwise,
+            "factorize": str(int(stage.factorize)),
+            "mid_act": str(int(stage.mid_act)),
+            "residual": str(int(stage.residual)),
+        }
+        later = [knob for knob in self.stage_knobs if knob in LATER_KNOB_DEFAULTS]
+
+        def options(knob: str) -> tuple[str, ...]:
+            values = self.choices[name(knob)]
+            first = LATER_KNOB_DEFAULTS[knob]
+            return tuple(sorted(values, key=lambda value: value != first))
+
+        def builds(candidate: dict) -> bool:
+            params = {**earlier, **{name(knob): value for knob, value in candidate.items()}}
+            built = self.arch_from_params(self._filled(params, index))
+            return len(built.stages) >= index and built.stages[index - 1] == stage
+
+        for values in itertools.product(*(options(knob) for knob in later)):
+            candidate = {**guess, **dict(zip(later, values))}
+            for knob in EARLIER_KNOBS:
+                if candidate[knob] in self.choices[name(knob)]:
+                    continue
+                for value in self.choices[name(knob)]:
+                    if builds({**candidate, knob: value}):
+                        candidate[knob] = value
                         break
                 else:
-                    return None
-        return {name: params[name] for name in self.choices}
+                    break
+            else:
+                if builds(candidate):
+                    return {name(knob): candidate[knob] for knob in self.stage_knobs}
+        return None
+
+    def _filled(self, params: dict, upto: int) -> dict:
+        """`params` with the stages after `upto` (not yet chosen) given their first choices."""
+        rest = {
+            name: values[0]
+            for name, values in self.choices.items()
+            if name not in params and _stage_of(name) > upto
+        }
+        return {**params, **rest}
 
     def size(self) -> int:
         """Number of distinct parameter assignments (architectures are fewer: see canonical)."""
         return math.prod(len(values) for values in self.choices.values())
+
+
+def _enqueued_params(trial: Any) -> dict | None:
+    """The parameters an Optuna trial was enqueued with (`study.enqueue_trial`), else None."""
+    frozen = getattr(trial, "_cached_frozen_trial", None)  # optuna.trial.Trial's own record
+    attrs = getattr(frozen, "system_attrs", None)
+    return attrs.get("fixed_params") if isinstance(attrs, dict) else None
+
+
+def _stage_of(name: str) -> int:
+    """The stage a parameter s{i}_{knob} belongs to (0 for another parameter)."""
+    head = name.split("_", 1)[0]
+    return int(head[1:]) if head[:1] == "s" and head[1:].isdigit() else 0
 
 
 def _stage_choices(index: int, **knobs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -149,18 +275,27 @@ def inception_to_xception() -> SearchSpace:
                 factorize=FLAG_CHOICES,
                 mid_act=FLAG_CHOICES,
                 residual=FLAG_CHOICES,
+                split=SPLIT_CHOICES,
+                inner=INNER_CHOICES,
+                unit=UNIT_CHOICES,
+                pool=POOL_CHOICES,
             )
         )
     return SearchSpace(
         name="inception_to_xception",
         description="the full spectrum: branches, segments, 1x1 place, factorization, "
-        "mid activation, residual, width and depth per stage",
+        "mid activation, residual, branch widths, inner width, unit, pool, width and depth "
+        "per stage",
         choices=choices,
     )
 
 
 def xception_spectrum() -> SearchSpace:
-    """Only the segments sweep, 1 .. one per channel, on the Xception block (the paper's gap)."""
+    """Only the segments sweep, 1 .. one per channel, on the Xception block (the paper's gap).
+
+    Every other knob is fixed (one choice: not a trial parameter, so never stored), the unit
+    included: the sweep's last point is the `xception` landmark.
+    """
     base = landmark("xception")
     most = max(stage.width for stage in base.stages)
     sweep = tuple(str(2**power) for power in range(int(math.log2(most)))) + ("dw",)
@@ -176,6 +311,7 @@ def xception_spectrum() -> SearchSpace:
                 factorize=("0",),
                 mid_act=("0",),
                 residual=("1",),
+                unit=("xception",),
             )
         )
     # One shared parameter for all stages: the spectrum point is a property of the network.

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import search_spaces
 from nas import Arch
+from search_spaces._landmarks import rescaled
 
 
 def random_archs(space_name: str, count: int, seed: int = 0) -> list[Arch]:
@@ -29,13 +30,13 @@ def distinct_random_archs(space_name: str, count: int, seed: int = 0) -> list[Ar
 def tiny(arch: Arch, divisor: int = 4, max_depth: int = 2) -> Arch:
     """The same block designs on narrower, shallower stages, for tests that train many networks.
 
-    Widths shrink by `divisor` (keeping a channel per branch); depth stays above one where it
+    Widths shrink by `divisor` (keeping a channel per branch, branch and inner widths in
+    proportion); depth stays above one where it
     was, so later blocks (which take the stage's own width) are still built.
     """
     stages = tuple(
         replace(
-            stage,
-            width=max(len(stage.branches), stage.width // divisor),
+            rescaled(stage, max(len(stage.branches), stage.width // divisor)),
             depth=min(stage.depth, max_depth),
         )
         for stage in arch.stages

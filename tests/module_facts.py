@@ -53,4 +53,7 @@ def branch_facts(branch: nn.Sequential) -> list[LayerFacts]:
 
 def out_channels(branch: nn.Sequential) -> int:
     """Channels a built branch hands to the concatenation: its last conv's."""
-    return [layer for layer in branch if isinstance(layer, nn.Sequential)][-1][0].out_channels
+    last = [layer for layer in branch if isinstance(layer, nn.Sequential)][-1]
+    if isinstance(last[0], nn.ReLU):
+        last = last[1]  # a pre-activated layer: ReLU, then the conv's Sequential
+    return last[0].out_channels

@@ -253,15 +253,17 @@ def test_trial_details_curve_and_units():
 def test_block_diagram_shows_where_the_1x1_sits_and_the_segments():
     [stage, *_] = arch_diagram(LANDMARKS["xception"])
     [branch] = stage.branches
-    assert [op.kind for op in branch.ops] == ["spatial", "pointwise"]
+    # Xception's unit: two separable convs, each after a ReLU, no BN inside.
+    assert [op.kind for op in branch.ops] == ["spatial", "pointwise"] * 2
     assert "depthwise" in branch.ops[0].detail and branch.ops[0].decoupling == 1.0
+    assert branch.ops[0].detail.startswith("ReLU, then") and "no BN" in branch.ops[0].detail
     assert stage.residual.startswith("1x1 projection")
 
     [stage, *_] = arch_diagram(LANDMARKS["extreme_inception"])
     assert [op.kind for op in stage.branches[0].ops] == ["pointwise", "spatial"]
 
     [stage, *_] = arch_diagram(LANDMARKS["inception_v3"])
-    assert [b.name for b in stage.branches] == ["1x1", "3x3", "5x5", "pool"]
+    assert [b.name for b in stage.branches] == ["1x1", "3x3", "5x5", "avgpool"]
     assert stage.merge == "concatenate"
     five = stage.branches[2]
     # Factorized: the 5x5 branch is a 1x1 then two stacked 3x3 convs.

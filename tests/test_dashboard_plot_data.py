@@ -112,22 +112,24 @@ def test_several_studies_keep_their_order_and_their_own_fronts(two_studies):
 
 def test_spectrum_groups_complete_trials_by_position(hand):
     data = spectrum_data(hand, "segments")
-    assert data.by == "segments" and data.order == ("1", "8", "dw")
+    # The hand study's "grouped" trials are the landmark: 4 groups (ResNeXt's, scaled).
+    assert data.by == "segments" and data.order == ("1", "4", "dw")
     [series] = data.studies
     assert [box.measure for box in series.boxes] == list(SPECTRUM_MEASURES)
     accuracy, macs, latency = series.boxes
-    assert accuracy.positions.tolist() == ["1", "8", "1", "dw", "8"]
+    assert accuracy.positions.tolist() == ["1", "4", "1", "dw", "4"]
     assert accuracy.values.tolist() == [0.80, 0.70, 0.75, 0.85, 0.70]
     assert numbers(accuracy) == [0, 1, 2, 6, 7]
     assert macs.values.tolist() == [4e6, 1e6, 5e6, 2e7, 1e6]
     assert len(latency.values) == 0 and latency.click is None and not data.latency_measured
     assert data.all_points
-    # By tenths of the degree (nas._decoupling): normal 0; grouped 1 - 1/8 = 0.875 (each 3x3
-    # filter sees one of 8 segments of its 1x1's channels); inception_v1 1 - 4 * (1/4 * 1/4) =
-    # 0.75 (four equal branches, each in its own space of a quarter of the channels); xception 1.
+    # By tenths of the degree (nas._decoupling): normal 0; grouped 1 - 1/4 = 0.75 (each 3x3
+    # filter sees one of 4 segments of its 1x1's channels); inception_v1, in inception (3a)'s
+    # proportions, 1 - (1/4 * 8/26 + 1/2 * 12/26 + 1/8 * 2/26 + 1/8 * 4/26) = 69/104 = 0.66
+    # (each branch in its own space: 8 + 12 + 2 + 4 = 26 channels at width 32); xception 1.
     tenths = spectrum_data(hand, "decoupling")
-    assert tenths.order == ("0.0-0.1", "0.7-0.8", "0.8-0.9", "0.9-1.0")
-    assert tenths.studies[0].boxes[0].positions.tolist()[:3] == ["0.0-0.1", "0.8-0.9", "0.7-0.8"]
+    assert tenths.order == ("0.0-0.1", "0.6-0.7", "0.7-0.8", "0.9-1.0")
+    assert tenths.studies[0].boxes[0].positions.tolist()[:3] == ["0.0-0.1", "0.7-0.8", "0.6-0.7"]
 
 
 def test_spectrum_of_several_studies_with_latency():

@@ -143,15 +143,19 @@ def test_the_landmarks_in_spectrum_order():
         "normal", "inception_v1", "inception_v3", "grouped",
         "extreme_inception", "xception", "mobilenet",
     }  # fmt: skip
-    # normal: one full 3x3 per block. inception_v1/v3: four equal branches, each in its own
-    # quarter of the channels (the 1x1 reduce, or a 1x1 / pool branch): 1 - 4 * (1/4)^2 (v3's
-    # factorized 5x5 starts with the same 3x3). grouped: 8 segments between 1x1s. The
-    # depthwise ones: no spatial filter sees more than one channel.
+    # normal: one full 3x3 per block. inception_v1: inception (3a)'s proportions, each branch in
+    # its own space (8 + 12 + 2 + 4 = 26 channels at width 32), weighted by its output share:
+    # 1 - (8*8 + 16*12 + 4*2 + 4*4) / (32*26) = 69/104. inception_v3: the 35x35 module's
+    # proportions, spaces 8 + 6 + 8 + 4 = 26: 1 - (8*8 + 8*6 + 12*8 + 4*4) / (32*26) = 19/26.
+    # grouped: 4 segments between 1x1s. The depthwise ones: no spatial filter sees more than
+    # one channel.
     assert degree["normal"] == 0.0
-    assert degree["inception_v1"] == degree["inception_v3"] == 0.75
-    assert degree["grouped"] == 0.875
+    assert degree["inception_v1"] == pytest.approx(69 / 104, abs=1e-12)
+    assert degree["inception_v3"] == pytest.approx(19 / 26, abs=1e-12)
+    assert degree["grouped"] == 0.75
     assert degree["extreme_inception"] == degree["xception"] == degree["mobilenet"] == 1.0
-    assert degree["normal"] < degree["inception_v1"] < degree["grouped"] < degree["xception"]
+    order = sorted(degree, key=degree.get)
+    assert order[:4] == ["normal", "inception_v1", "inception_v3", "grouped"]
 
 
 def layers_of(arch: Arch) -> list[Layer]:

@@ -40,6 +40,23 @@ def test_plan_macs_are_what_ptflops_counts(arch):
         assert plan_macs(arch, input_shape, classes) == count_cost(arch, input_shape, classes).macs
 
 
+def test_the_search_counts_a_stage_as_the_plan_does():
+    # The stage-by-stage search counts a branch at a time; the layer plan is the reference.
+    from nas._cheapest import _search_stage_macs, stage_macs
+    from nas._plan import stage_specs
+
+    archs = [*LANDMARKS.values(), *random_archs("inception_to_xception", 60, seed=5)]
+    for arch in archs:
+        for size in ((28, 28), (9, 9)):
+            in_chs, at = arch.stem, size
+            for stage, spec in zip(arch.stages, stage_specs(arch)):
+                expected = stage_macs(in_chs, spec, at)
+                assert _search_stage_macs(in_chs, spec, at) == expected, str(arch)
+                # As the search builds it: every field, defaults included.
+                assert _search_stage_macs(in_chs, dict(vars(stage)), at) == expected
+                in_chs, at = stage.width, expected[1]
+
+
 def _every_arch(space: SearchSpace):
     for values in itertools.product(*space.choices.values()):
         yield space.arch_from_params(dict(zip(space.choices, values)))
@@ -59,6 +76,20 @@ def test_cheapest_architecture_is_the_cheapest_of_all():
             choices[f"s{index}_{knob}"] = full[f"s{index}_{knob}"][:1]
     space = SearchSpace("trimmed", "", choices)
     assert space.size() > 4096, "large enough for the stage-by-stage search"
+    found = cheapest_architecture(space, *DIGITS)
+    least = min(plan_macs(arch, *DIGITS) for arch in _every_arch(space))
+    assert plan_macs(found, *DIGITS) == least
+    # The papers' knobs: units (whose pool_first is taken as never dearer than plain without
+    # counting it), splits and inner widths, on the stage-by-stage search too.
+    later = {"split": ("equal", "googlenet"), "inner": ("1", "0.5")}
+    later["unit"] = ("plain", "pool_first", "xception")
+    choices = {**choices, "stem_width": ("8",)}
+    for index in (1, 2, 3):
+        choices[f"s{index}_width"] = choices[f"s{index}_width"][:1]
+        choices[f"s{index}_branches"] = ("1.3.5.pool",)
+        choices.update({f"s{index}_{knob}": values for knob, values in later.items()})
+    space = SearchSpace("trimmed_later", "", choices)
+    assert space.size() > 4096 and "unit" in space.stage_knobs
     found = cheapest_architecture(space, *DIGITS)
     least = min(plan_macs(arch, *DIGITS) for arch in _every_arch(space))
     assert plan_macs(found, *DIGITS) == least
