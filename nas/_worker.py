@@ -34,6 +34,7 @@ from nas._optuna import (
 )
 from nas._stops import Outcome, Streak, interrupts_deferred
 from nas.record import TrialRecord, counts_toward_target, store
+from search_spaces import with_later_defaults
 
 MAX_RETRIES = 2  # a trial that kills its worker this often is given up (it fails for good)
 STORAGE_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # back-off before a lost database ends it
@@ -169,7 +170,7 @@ def enqueue_retry(study: optuna.Study, dead, *, limit: int | None = MAX_RETRIES)
     if not params or (limit is not None and len(history) > limit):
         return False
     retry = TrialRecord(landmark=record.landmark, retry_of=dead.number, retry_history=history)
-    study.enqueue_trial(params, user_attrs=retry.to_user_attrs())
+    study.enqueue_trial(with_later_defaults(params), user_attrs=retry.to_user_attrs())
     return True
 
 

@@ -16,7 +16,12 @@ from search_spaces._published import (
     published_names,
     published_network,
 )
-from search_spaces._spaces import SearchSpace, inception_to_xception, xception_spectrum
+from search_spaces._spaces import (
+    SearchSpace,
+    inception_to_xception,
+    with_later_defaults,
+    xception_spectrum,
+)
 
 __all__ = [
     "LANDMARKS",
@@ -32,6 +37,7 @@ __all__ = [
     "published_names",
     "published_network",
     "stem_stride_for",
+    "with_later_defaults",
 ]
 
 _FACTORIES = {

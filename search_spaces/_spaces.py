@@ -92,20 +92,13 @@ class SearchSpace:
     def sample(self, trial: Any) -> Arch:
         """The architecture for an Optuna trial (or FixedTrial); suggests every parameter.
 
-        A trial enqueued with parameters stored before the later knobs (the retry of a trial
-        an earlier version ran) builds what they built: its missing later knobs are not
-        suggested (the sampler would pick them) but take LATER_KNOB_DEFAULTS.
+        A retry of a trial stored before the later knobs is enqueued with them at their
+        defaults (`with_later_defaults`), so that it builds what the stored trial built.
         """
-        fixed = _enqueued_params(trial)
-        params = {}
-        for name, values in self.choices.items():
-            knob = name.split("_", 1)[1] if _stage_of(name) else ""
-            if len(values) == 1:
-                params[name] = values[0]
-            elif fixed and knob in LATER_KNOB_DEFAULTS and name not in fixed:
-                params[name] = LATER_KNOB_DEFAULTS[knob]
-            else:
-                params[name] = trial.suggest_categorical(name, list(values))
+        params = {
+            name: trial.suggest_categorical(name, list(values)) if len(values) > 1 else values[0]
+            for name, values in self.choices.items()
+        }
         return self.arch_from_params(params)
 
     @property
@@ -242,11 +235,13 @@ class SearchSpace:
         return math.prod(len(values) for values in self.choices.values())
 
 
-def _enqueued_params(trial: Any) -> dict | None:
-    """The parameters an Optuna trial was enqueued with (`study.enqueue_trial`), else None."""
-    frozen = getattr(trial, "_cached_frozen_trial", None)  # optuna.trial.Trial's own record
-    attrs = getattr(frozen, "system_attrs", None)
-    return attrs.get("fixed_params") if isinstance(attrs, dict) else None
+def with_later_defaults(params: dict) -> dict:
+    """Stored parameters completed with LATER_KNOB_DEFAULTS for each stage they name, so that a
+    trial enqueued with them (a retry) builds what they built before the later knobs existed:
+    a knob left out would be the sampler's to pick."""
+    stages = sorted({_stage_of(name) for name in params} - {0})
+    later = {f"s{i}_{knob}": value for i in stages for knob, value in LATER_KNOB_DEFAULTS.items()}
+    return {**later, **params}
 
 
 def _stage_of(name: str) -> int:

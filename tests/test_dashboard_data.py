@@ -32,6 +32,7 @@ from tests.dashboard_fixtures import (
     shared_study,
     study_attrs,
 )
+from tests.test_blocks import EARLIER_BLOCKS
 
 INFO = StudyInfo("demo", ("maximize", "minimize"), ("val_acc", "macs"), study_attrs())
 
@@ -201,14 +202,15 @@ def test_importances_per_objective_and_too_few_trials(tmp_path, demo_url):
 
 
 def test_the_degree_comes_from_the_architecture_and_the_stored_value_only_without_one():
-    # A study written before the degree's definition changed stored inception_v1 at 0.3397 and
-    # grouped at 0.5095 (log segments / log channels). The frame shows today's scale: 0.75
+    # A study written before the degree's definition changed stored (the blocks they had then)
+    # inception_v1 at 0.3397 and grouped at 0.5095 (log segments / log channels). The frame
+    # shows today's scale: 0.75
     # (four equal branches, each in its own quarter of the channels: 1 - 4 * 1/16) and 0.875
     # (8 segments between 1x1s: 1 - 1/8). A stored value stands only where the architecture
     # cannot be read.
     stored = [
-        (str(LANDMARKS["inception_v1"]), 0.3397),
-        (str(LANDMARKS["grouped"]), 0.5095),
+        (EARLIER_BLOCKS["inception_v1"], 0.3397),
+        (EARLIER_BLOCKS["grouped"], 0.5095),
         ("stem16-not-an-arch", 0.42),
         ("", 0.3),
     ]

@@ -190,7 +190,15 @@ def test_random_architectures_lie_in_0_1_and_keep_their_degree_when_doubled():
         for arch in random_archs(space, 150, seed=1):
             degree = decoupling_degree(arch)
             assert 0.0 <= degree <= 1.0, arch
-            stages = tuple(replace(stage, width=2 * stage.width) for stage in arch.stages)
+            stages = tuple(
+                replace(
+                    stage,
+                    width=2 * stage.width,
+                    widths=stage.widths and tuple(2 * chs for chs in stage.widths),
+                    inner=stage.inner and tuple(2 * chs for chs in stage.inner),
+                )
+                for stage in arch.stages
+            )
             doubled = Arch(stem=2 * arch.stem, stages=stages, stem_stride=arch.stem_stride)
             if exactly_doubled(arch, doubled):
                 compared += 1

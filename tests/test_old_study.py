@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from nas import Arch, decoupling_degree
+
 DATA = Path(__file__).with_name("data") / "old_study"
 STUDY = "inception_to_xception-digits"
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +51,10 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def undated(docstring: str) -> str:
-    """A docstring with its export date blanked out."""
-    return re.sub(r"exported: \d{4}-\d{2}-\d{2} by", "exported: <date> by", docstring)
+    """A docstring with its export date and its decoupling degree blanked out: the date is the
+    export's, and the degree's definition changed after the old files were written."""
+    docstring = re.sub(r"exported: \d{4}-\d{2}-\d{2} by", "exported: <date> by", docstring)
+    return re.sub(r"decoupling: [0-9.]+ ", "decoupling: <degree> ", docstring)
 
 
 def load_module(path: Path, name: str) -> types.ModuleType:
@@ -80,9 +84,11 @@ def test_an_old_study_exports_the_same_network(old_storage, tmp_path, which):
     before_path = tmp_path / "before.py"
     before_path.write_text(DATA.joinpath(f"export_{which}.py.txt").read_text())
     before, after = load_module(before_path, "before"), load_module(out, "after")
-    # The trial, its pick, accuracy and command; the export date is today's, not the fixture's.
+    # The trial, its pick, accuracy and command; the export date is today's, not the fixture's,
+    # and the decoupling degree today's definition.
     assert undated(after.__doc__) == undated(before.__doc__)
     assert f"exported: {datetime.date.today().isoformat()} by" in after.__doc__
+    assert f"decoupling: {decoupling_degree(Arch.parse(after.ARCH)):.3f} " in after.__doc__
     for constant in ("ARCH", "INPUT_SHAPE", "NUM_CLASSES", "MACS", "PARAMS", "STAGES"):
         assert getattr(after, constant) == getattr(before, constant), constant
     torch.manual_seed(0)

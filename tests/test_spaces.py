@@ -4,6 +4,7 @@ import optuna
 import pytest
 
 import search_spaces
+from nas._worker import enqueue_retry
 from search_spaces import LANDMARKS
 
 
@@ -112,23 +113,33 @@ def test_a_trial_stored_before_the_later_knobs_builds_what_it_built():
 
 
 def test_a_retry_enqueued_with_earlier_params_builds_what_they_built():
-    # The retry of a trial an earlier version ran is enqueued with its stored params only.
+    # The retry of a trial an earlier version ran is enqueued with its stored params, completed.
     space = search_spaces.get("inception_to_xception")
     earlier = {
         name: value
         for name, value in space.params_for(LANDMARKS["mobilenet"]).items()
         if not name.endswith(("_split", "_inner", "_unit", "_pool"))
     }
+    completed = search_spaces.with_later_defaults(earlier)
+    assert set(completed) == set(space.choices) and completed["s2_unit"] == "plain"
     for seed in range(5):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-        study.enqueue_trial(earlier)
-        trial = study.ask()
-        assert space.sample(trial) == LANDMARKS["mobilenet"]
-        assert set(trial.params) == set(earlier)
-    # A new trial suggests the later knobs.
-    fresh = optuna.create_study().ask()
-    space.sample(fresh)
-    assert "s1_unit" in fresh.params
+        study.enqueue_trial(completed)
+        assert space.sample(study.ask()) == LANDMARKS["mobilenet"]
+    # The worker's retry completes them: a failed trial stored with only the earlier params.
+    study = optuna.create_study()
+    distributions = {
+        name: optuna.distributions.CategoricalDistribution(space.choices[name]) for name in earlier
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=earlier, distributions=distributions, state=optuna.trial.TrialState.FAIL
+        )
+    )
+    assert enqueue_retry(study, study.trials[0])
+    retry = study.ask()
+    assert space.sample(retry) == LANDMARKS["mobilenet"]
+    assert retry.params["s1_unit"] == "plain" and retry.params["s3_split"] == "equal"
 
 
 @pytest.mark.parametrize(
