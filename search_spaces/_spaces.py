@@ -128,12 +128,8 @@ class SearchSpace:
         A later knob (LATER_KNOB_DEFAULTS) may be missing: a trial stored before it existed
         built what its default builds.
         """
-        later = {
-            f"s{index}_{knob}"
-            for index in range(1, len(self.strides) + 1)
-            for knob in LATER_KNOB_DEFAULTS
-        }
-        missing = [name for name in self.choices if name not in params and name not in later]
+        params = with_later_defaults(params)
+        missing = [name for name in self.choices if name not in params]
         if missing:
             raise ValueError(f"missing parameters for space {self.name}: {', '.join(missing)}")
         for name, value in params.items():
