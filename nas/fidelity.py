@@ -37,7 +37,7 @@ from nas._cli import (
 )
 from nas._data_choice import DataChoice, add_dataset_options
 from nas._runlog import append_run, read_runs
-from search_spaces import LANDMARKS, landmarks_for
+from search_spaces import LATER_KNOB_DEFAULTS, landmarks_for
 
 
 def average_ranks(values: list[float]) -> list[float]:
@@ -88,20 +88,38 @@ def kendall_tau(xs: list[float], ys: list[float]) -> float:
 
 
 def sample_archs(
-    space_name: str, count: int, seed: int, input_shape: tuple[int, int, int] = (1, 28, 28)
+    space_name: str,
+    count: int,
+    seed: int,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    full_count: int = 0,
 ) -> list[tuple[str, str]]:
-    """(label, arch string): the landmarks first, then `count` seeded random architectures,
-    as the search would build them for images of `input_shape`."""
+    """(label, arch string): the landmarks first, then `count` seeded random architectures
+    ("random0", ...), then `full_count` more ("full0", ...), as the search would build them for
+    images of `input_shape`.
+
+    The first `count` draw only the earlier knobs (the papers' block knobs, LATER_KNOB_DEFAULTS,
+    at their defaults), in the order they always had: the same seed gives the same sample as
+    before those knobs existed, so long runs already logged stay usable. The `full_count` after
+    them draw every knob."""
     space = search_spaces.get(space_name).for_input(input_shape)
     rng = random.Random(seed)
     chosen = [(name, str(arch)) for name, arch in landmarks_for(input_shape).items()]
     seen = {text for _, text in chosen}
-    while len(chosen) < len(LANDMARKS) + count:
-        params = {name: rng.choice(values) for name, values in space.choices.items()}
-        text = str(space.arch_from_params(params))
-        if text not in seen:
-            seen.add(text)
-            chosen.append((f"random{len(chosen) - len(LANDMARKS)}", text))
+    earlier = {
+        name: values
+        for name, values in space.choices.items()
+        if name.split("_", 1)[-1] not in LATER_KNOB_DEFAULTS
+    }
+    for prefix, knobs, wanted in (("random", earlier, count), ("full", space.choices, full_count)):
+        drawn = 0
+        while drawn < wanted:
+            params = {name: rng.choice(values) for name, values in knobs.items()}
+            text = str(space.arch_from_params(params))
+            if text not in seen:
+                seen.add(text)
+                chosen.append((f"{prefix}{drawn}", text))
+                drawn += 1
     return chosen
 
 
@@ -295,7 +313,14 @@ def build_parser() -> OneLineParser:
         "--archs",
         type=whole_number_at_least(1),
         default=30,
-        help="random architectures besides the landmarks (default 30)",
+        help="random architectures besides the landmarks, drawn over the knobs the space had "
+        "before the papers' block knobs, which stay at their defaults (default 30)",
+    )
+    parser.add_argument(
+        "--full-archs",
+        type=whole_number_at_least(0),
+        default=6,
+        help="random architectures drawn over every knob, after those (default 6)",
     )
     add_budget_option(parser)
     parser.add_argument(
@@ -341,7 +366,9 @@ def _run(args) -> int:
     check_writable(out, "--out", makes_folder=out.parent == results_path.parent)
     read_runs(results_path, RUN_KEYS)  # refuses another file before the dataset loads
     data = choice.load(device)
-    archs = sample_archs(args.space, args.archs, args.seed, data.input_shape)
+    archs = sample_archs(
+        args.space, args.archs, args.seed, data.input_shape, full_count=args.full_archs
+    )
     runs = load_runs(results_path, len(data.train_x))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

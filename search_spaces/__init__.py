@@ -17,6 +17,7 @@ from search_spaces._published import (
     published_network,
 )
 from search_spaces._spaces import (
+    LATER_KNOB_DEFAULTS,
     SearchSpace,
     inception_to_xception,
     with_later_defaults,
@@ -25,6 +26,7 @@ from search_spaces._spaces import (
 
 __all__ = [
     "LANDMARKS",
+    "LATER_KNOB_DEFAULTS",
     "PUBLISHED",
     "REFERENCE_SIDE",
     "PaperFigure",

@@ -39,6 +39,22 @@ def test_sample_is_seeded_landmarks_first_and_distinct():
     assert first[0][0] == "normal" and len({arch for _, arch in first}) == len(first) == 12
 
 
+def test_the_random_sample_is_the_one_drawn_before_the_papers_block_knobs():
+    # random0 for seed 0, as logged in bench/results/fidelity_runs.jsonl on 2026-11-28, before
+    # the split, inner, unit and pool knobs existed: its long run is still usable.
+    sample = dict(sample_archs("inception_to_xception", 2, 0, full_count=40))
+    assert sample["random0"] == (
+        "stem32-c48_d1_s2_k3.5_g12_pboth_f1_a1_r1-c64_d3_s2_k1.3_g16_pbefore_f0_a0_r0"
+        "-c128_d3_s2_k7_g4_pnone_f0_a0_r1"
+    )
+    # The full draws reach what the earlier ones cannot: split widths, Xception's unit.
+    full = [Arch.parse(text) for label, text in sample.items() if label.startswith("full")]
+    stages = [stage for arch in full for stage in arch.stages]
+    assert any(stage.widths for stage in stages) and any(stage.steps > 1 for stage in stages)
+    earlier = [Arch.parse(text) for label, text in sample.items() if label.startswith("random")]
+    assert not any(stage.widths or stage.steps > 1 for a in earlier for stage in a.stages)
+
+
 def test_the_sample_for_large_images_has_the_stem_the_search_would_give_them():
     sample = sample_archs("inception_to_xception", 3, 0, (3, 224, 224))
     assert [Arch.parse(text).stem_stride for _, text in sample] == [8] * len(sample)
@@ -56,6 +72,8 @@ def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):
         "digits",
         "--archs",
         "1",
+        "--full-archs",
+        "1",
         "--budget",
         "1x300",
         "--long-budget",
@@ -72,8 +90,8 @@ def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):
     ]
     assert [path.name for path in tmp_path.iterdir()] == ["results"]
     summary = json.loads(out.read_text())
-    assert summary["architectures"] == 8
-    assert len(results.read_text().splitlines()) == 16
+    assert summary["architectures"] == 9
+    assert len(results.read_text().splitlines()) == 18
     # The rank agreements are those of the runs in the log, as scipy computes them.
     runs = [json.loads(line) for line in results.read_text().splitlines()]
     by_budget = {
@@ -81,7 +99,7 @@ def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):
         for budget in ("1x300", "10x300")
     }
     short, long = by_budget["1x300"], by_budget["10x300"]
-    assert len(short) == len(long) == 8 and set(short) == set(long)
+    assert len(short) == len(long) == 9 and set(short) == set(long)
     archs = [a for a in short if not short[a]["failure"] and not long[a]["failure"]]
     assert len(archs) == summary["architectures"]
     short_acc = [short[a]["val_acc"] for a in archs]
@@ -95,12 +113,13 @@ def test_fidelity_runs_resume_and_report(tmp_path, monkeypatch, capsys):
     assert "| MACs alone (baseline) |" in table
     # One row per architecture, each naming its rank under the long budget.
     assert sum(line.startswith("| normal |") for line in table.splitlines()) == 1
-    assert table.count("`stem") == 8
-    assert "16 to train" in capsys.readouterr().err
+    assert table.count("`stem") == 9
+    assert sum(line.startswith("| full0 |") for line in table.splitlines()) == 1
+    assert "18 to train" in capsys.readouterr().err
     # Everything is stored: nothing trains again (the log named by --runs' old name).
     assert main([*argv, "--results", str(results), "--out", str(tmp_path / "again.json")]) == 0
     err = capsys.readouterr().err
-    assert "[1/" not in err and "16 runs already in" in err and "0 to train" in err
+    assert "[1/" not in err and "18 runs already in" in err and "0 to train" in err
 
 
 def test_a_torn_last_line_costs_only_itself(tmp_path):
