@@ -68,6 +68,29 @@ def eta_seconds(durations: Sequence[float], remaining: int, workers: int) -> flo
     return remaining * statistics.median(durations) / max(1, workers)
 
 
+class EpochLines:
+    """An `on_epoch` for a long training (final training, export's --train-epochs): one plain
+    line per epoch with its accuracy, the time so far and the ETA (the mean epoch so far times
+    the epochs left: epochs of one run take alike, unlike trials)."""
+
+    def __init__(
+        self, epochs: int, what: str = "test accuracy", stream=None, clock=time.monotonic
+    ):
+        self.epochs, self.what, self.clock = epochs, what, clock
+        self.stream = sys.stderr if stream is None else stream
+        self.start = clock()
+
+    def __call__(self, epoch: int, accuracy: float) -> None:
+        elapsed = self.clock() - self.start
+        left = elapsed / epoch * (self.epochs - epoch)
+        print(
+            f"epoch {epoch}/{self.epochs}: {self.what} {accuracy:.4f}, "
+            f"{_clock(elapsed)} elapsed, ETA {_clock(left)}",
+            file=self.stream,
+            flush=True,
+        )
+
+
 @dataclass
 class Snapshot:
     """Where the study stands, as the progress display shows it."""

@@ -361,6 +361,7 @@ def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):
     """Train `arch` on the study's dataset with the final recipe: (model, test acc, mean/std)."""
     import torch
 
+    from nas._report import EpochLines
     from nas.builder import build_model
     from nas.train import resolve_device, train_final
 
@@ -389,7 +390,14 @@ def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):
     )
     model = build_model(arch, data.in_channels, data.num_classes)
     start = time.perf_counter()
-    test_acc, result = train_final(model, data, args.train_epochs, device=device, seed=args.seed)
+    test_acc, result = train_final(
+        model,
+        data,
+        args.train_epochs,
+        device=device,
+        seed=args.seed,
+        on_epoch=EpochLines(args.train_epochs),
+    )
     if result.failure:
         raise TrainingFailed(f"final training failed: {result.failure}; nothing written")
     print(f"test accuracy {test_acc:.4f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)

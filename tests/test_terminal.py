@@ -24,7 +24,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from nas._report import WIDTH, Progress, eta_seconds
+from nas._report import WIDTH, EpochLines, Progress, eta_seconds
 from tests.search_helpers import load
 
 ROOT = Path(__file__).parent.parent
@@ -242,3 +242,17 @@ def test_the_bar_moves_with_the_stored_curves_of_running_trials():
     drawn = stream.getvalue()
     assert "[0/4]   0%|" in drawn and "[0/4]  19%|" in drawn
     assert "2 running, epochs 2/4 1/4" in drawn
+
+
+def test_a_long_training_prints_each_epoch_with_its_eta():
+    now = [100.0]
+    out = io.StringIO()
+    lines = EpochLines(4, stream=out, clock=lambda: now[0])
+    for seconds, accuracy in ((30, 0.8512), (40, 0.87), (20, 0.9)):
+        now[0] += seconds
+        lines(len(out.getvalue().splitlines()) + 1, accuracy)
+    assert out.getvalue().splitlines() == [
+        "epoch 1/4: test accuracy 0.8512, 0:00:30 elapsed, ETA 0:01:30",
+        "epoch 2/4: test accuracy 0.8700, 0:01:10 elapsed, ETA 0:01:10",
+        "epoch 3/4: test accuracy 0.9000, 0:01:30 elapsed, ETA 0:00:30",
+    ]
