@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from nas.fidelity import kendall_tau, spearman_rho
+from nas.intervals import LEVEL, difference, verdict
 
 
 def _acc(row: dict) -> str:
@@ -31,13 +30,43 @@ def _table(rows: list[dict], with_acc: bool = True) -> list[str]:
     return lines
 
 
-def _best(rows: list[dict]) -> dict | None:
-    scored = [r for r in rows if r["acc_mean"] is not None]
-    return max(scored, key=lambda r: r["acc_mean"]) if scored else None
+def _ranked(rows: list[dict]) -> list[dict]:
+    """The rows that trained, most accurate first."""
+    return sorted((r for r in rows if r["acc_mean"] is not None), key=lambda r: -r["acc_mean"])
+
+
+def _compared(rows: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
+    """One line per pair of labels (first against second): the lead, its interval, and whether
+    the seeds tell the two apart (nas.intervals)."""
+    by_label = {row["label"]: row for row in rows}
+    lines = []
+    for a, b in pairs:
+        first, second = by_label[a], by_label[b]
+        if first["acc_mean"] is None or second["acc_mean"] is None:
+            failed = a if first["acc_mean"] is None else b
+            lines.append(f"- {a} against {b}: {failed} failed, no comparison")
+            continue
+        diff = difference(
+            first["acc_mean"], first["acc_std"], first["seeds"],
+            second["acc_mean"], second["acc_std"], second["seeds"],
+        )  # fmt: skip
+        lines.append(f"- {verdict(a, b, diff)}.")
+    return lines
+
+
+def _comparisons(rows: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
+    """The section's comparisons: the most accurate design against the next, then `pairs`."""
+    ranked = _ranked(rows)
+    if len(ranked) >= 2:
+        first = (ranked[0]["label"], ranked[1]["label"])
+        pairs = [first, *(pair for pair in pairs if set(pair) != set(first))]
+    if not pairs:
+        return []
+    return ["", *_compared(rows, pairs)]
 
 
 def _spectrum(rows: list[dict]) -> list[str]:
-    lines = [
+    return [
         "## 1. The spectrum: segments from normal convolution to depthwise",
         "",
         "The Xception block (spatial conv, then 1x1, residual) with everything fixed except the "
@@ -45,38 +74,9 @@ def _spectrum(rows: list[dict]) -> list[str]:
         "that the paper left 'for future investigation'.",
         "",
         *_table(rows),
+        # The most accurate point against the next, and the spectrum's two ends.
+        *_comparisons(rows, [(rows[0]["label"], rows[-1]["label"])]),
     ]
-    best = _best(rows)
-    if best:
-        lines += [
-            "",
-            f"Most accurate point: **{best['label']}** ({_acc(best)}){_lead(best, rows)}.",
-        ]
-    return lines
-
-
-def _lead(best: dict, rows: list[dict]) -> str:
-    """Whether the most accurate point's lead over the next one exceeds its seed noise.
-
-    The lead counts when it is more than twice the standard error of the difference of the two
-    means (about a 95% interval that excludes zero); fewer seeds than two give no verdict.
-    """
-    others = [r for r in rows if r is not best and r["acc_mean"] is not None]
-    if not others:
-        return ""
-    runner_up = max(others, key=lambda r: r["acc_mean"])
-    if min(best["seeds"], runner_up["seeds"]) < 2:
-        return f"; one seed: not distinguishable from {runner_up['label']}"
-    error = math.sqrt(
-        best["acc_std"] ** 2 / best["seeds"] + runner_up["acc_std"] ** 2 / runner_up["seeds"]
-    )
-    lead = best["acc_mean"] - runner_up["acc_mean"]
-    verdict = "ahead of" if lead > 2 * error else "not distinguishable from"
-    return (
-        f", {verdict} the next, {runner_up['label']} ({_acc(runner_up)}), at "
-        f"{min(best['seeds'], runner_up['seeds'])} seeds: lead {lead:.2%}, twice its standard "
-        f"error {2 * error:.2%}"
-    )
 
 
 def _factorization(rows: list[dict]) -> list[str]:
@@ -96,6 +96,13 @@ def _factorization(rows: list[dict]) -> list[str]:
         "(54 + 72) / (50 + 100) = 0.84; the stem and head, the same in both nets (0.46% of "
         "the MACs on 28 x 28 images), move the whole slightly off that. Both block ratios are "
         "tested in tests/test_cost.py.",
+        *_comparisons(
+            rows,
+            [
+                ("5x5 conv", "two stacked 3x3"),
+                ("inception_v1 (5x5 branch)", "inception_v3 (3x3+3x3 branch)"),
+            ],
+        ),
     ]
 
 
@@ -107,6 +114,10 @@ def _activation(rows: list[dict]) -> list[str]:
         "Inception-v3 found ReLU better in its factorization.",
         "",
         *_table(rows),
+        # In each order of the two steps: without the activation against with it.
+        *_comparisons(
+            rows, [(rows[0]["label"], rows[1]["label"]), (rows[3]["label"], rows[2]["label"])]
+        ),
     ]
 
 
@@ -119,6 +130,7 @@ def _matched(rows: list[dict]) -> list[str]:
         "ImageNet top-1).",
         "",
         *_table(rows),
+        *_comparisons(rows, [("xception", "inception_v3")]),
     ]
 
 
@@ -164,8 +176,10 @@ def render(tables: dict[str, list[dict]], context: dict) -> str:
         f"**{context['seeds']} seeds** per design, device {context['device']} "
         f"({machine.get('gpu', machine['cpu'])}), {machine['date']}. Generated by "
         f"`{context['command']}`. Accuracy is validation accuracy (mean ± sample standard "
-        "deviation over seeds); MACs are multiply-accumulates (FLOPs = 2 x MACs); latency is "
-        "the median forward time of batch 1 and batch 64.",
+        "deviation over seeds). Each comparison gives the difference of two designs' means in "
+        f"points, its {LEVEL:.0%} Welch interval and p value, and says 'not distinguishable' "
+        "where the interval includes zero; MACs are multiply-accumulates (FLOPs = 2 x MACs); "
+        "latency is the median forward time of batch 1 and batch 64.",
     ]
     for name, section in SECTIONS.items():
         if name in tables:

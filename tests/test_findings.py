@@ -52,22 +52,32 @@ def test_findings_report_on_digits(tmp_path):
     ):
         assert heading in text
     assert "Kendall tau" in text and "±" in text
+    # Every section that trains compares designs, each comparison with its interval.
+    for section in text.split("\n## ")[1:5]:
+        assert "interval" in section and "Welch p " in section, section
     tables = json.loads(out.with_suffix(".json").read_text())["tables"]
     assert all(row["seeds"] == 2 for row in tables["spectrum"])
 
 
-def test_the_most_accurate_point_is_named_with_its_noise():
-    from nas._findings_report import _lead
+def test_each_section_compares_its_designs_with_their_noise():
+    from nas._findings_report import _comparisons
 
     def row(label, mean, std, seeds=3):
         return {"label": label, "acc_mean": mean, "acc_std": std, "seeds": seeds}
 
-    close = [row("a", 0.8786, 0.0013), row("b", 0.8773, 0.0025), row("c", 0.86, 0.001)]
-    assert "not distinguishable from the next, b" in _lead(close[0], close)
-    clear = [row("a", 0.89, 0.001), row("b", 0.87, 0.001)]
-    assert ", ahead of the next, b" in _lead(clear[0], clear)
+    rows = [row("a", 0.8773, 0.0025), row("b", 0.8786, 0.0013), row("c", 0.86, 0.001)]
+    lines = _comparisons(rows, [("a", "c")])
+    # The most accurate first, against the next; then the section's own pair.
+    assert lines[1].startswith("- b against a: +0.13 points (95% interval ")
+    assert lines[1].endswith("): not distinguishable at 3 seeds.")
+    assert lines[2].startswith("- a against c: +1.73 points")
+    assert lines[2].endswith("a is ahead of c at 3 seeds.")
+    # A pair that is the leading pair is not said twice.
+    assert len(_comparisons(rows, [("a", "b")])) == 2
     single = [row("a", 0.89, 0.0, 1), row("b", 0.87, 0.0, 1)]
-    assert "one seed: not distinguishable from b" in _lead(single[0], single)
+    assert "one seed measures no noise" in _comparisons(single, [])[1]
+    failed = [row("a", None, 0.0), *rows[1:]]
+    assert "- a against c: a failed, no comparison" in _comparisons(failed, [("a", "c")])
 
 
 # --- bad input: one line, exit 2, nothing created, nothing trained ---------------------------
