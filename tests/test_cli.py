@@ -138,6 +138,7 @@ def test_parsers_keep_their_option_names_and_defaults():
                 channels=None,
                 data_dir=None,
                 archs=30,
+                full_archs=6,
                 budget="auto",
                 long_budget=None,
                 device="auto",
