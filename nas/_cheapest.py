@@ -178,10 +178,13 @@ def cheapest_architecture(space, input_shape: tuple[int, ...], num_classes: int)
         macs, size = stem_macs(int(input_shape[0]), int(stem), space.stem_stride, image)
         reached[int(stem)] = (macs, {"stem_width": stem})
     for names, stride in zip(stage_names, space.strides):
-        options = [
-            (values, _stage_spec(space, dict(zip(stage_knobs, values)), stride))
-            for values in itertools.product(*(_knob_values(space, name) for name in names))
-        ]
+        # Many assignments build the same stage (a split or an inner width of no branch that
+        # takes it): each stage is counted once, for the first assignment that builds it.
+        unique: dict[tuple, tuple[tuple, dict]] = {}
+        for values in itertools.product(*(_knob_values(space, name) for name in names)):
+            spec = _stage_spec(space, dict(zip(stage_knobs, values)), stride)
+            unique.setdefault(tuple(spec.items()), (values, spec))
+        options = list(unique.values())
         ahead: dict[int, tuple[int, dict]] = {}
         for in_chs, (spent, chosen) in reached.items():
             for values, spec in options:
