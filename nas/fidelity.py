@@ -87,6 +87,9 @@ def kendall_tau(xs: list[float], ys: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator else 0.0
 
 
+MAX_REPEATS = 1000  # draws in a row that repeat a sampled network before a small space is refused
+
+
 def sample_archs(
     space_name: str,
     count: int,
@@ -106,20 +109,32 @@ def sample_archs(
     rng = random.Random(seed)
     chosen = [(name, str(arch)) for name, arch in landmarks_for(input_shape).items()]
     seen = {text for _, text in chosen}
-    earlier = {
-        name: values
-        for name, values in space.choices.items()
-        if name.split("_", 1)[-1] not in LATER_KNOB_DEFAULTS
-    }
+    earlier, later = {}, {}
+    for name, values in space.choices.items():
+        knob = name.split("_", 1)[-1]
+        if knob not in LATER_KNOB_DEFAULTS:
+            earlier[name] = values
+        else:  # its default, or the one value a space that fixes it allows
+            default = str(LATER_KNOB_DEFAULTS[knob])
+            later[name] = default if default in values else values[0]
     for prefix, knobs, wanted in (("random", earlier, count), ("full", space.choices, full_count)):
-        drawn = 0
+        kept = later if prefix == "random" else {}
+        drawn = misses = 0
         while drawn < wanted:
-            params = {name: rng.choice(values) for name, values in knobs.items()}
+            params = {name: rng.choice(values) for name, values in knobs.items()} | kept
             text = str(space.arch_from_params(params))
-            if text not in seen:
-                seen.add(text)
-                chosen.append((f"{prefix}{drawn}", text))
-                drawn += 1
+            if text in seen:
+                misses += 1
+                if misses > MAX_REPEATS:
+                    option = "--archs" if prefix == "random" else "--full-archs"
+                    raise ValueError(
+                        f"{space_name} gave no new architecture in {MAX_REPEATS} draws after "
+                        f"{len(chosen)}: ask for fewer with {option}"
+                    )
+                continue
+            seen.add(text)
+            chosen.append((f"{prefix}{drawn}", text))
+            drawn, misses = drawn + 1, 0
     return chosen
 
 

@@ -55,6 +55,12 @@ def test_the_random_sample_is_the_one_drawn_before_the_papers_block_knobs():
     assert not any(stage.widths or stage.steps > 1 for a in earlier for stage in a.stages)
 
 
+def test_a_space_too_small_for_the_sample_is_refused():
+    # xception_spectrum has 8 networks: 30 distinct random ones cannot be drawn from it.
+    with pytest.raises(ValueError, match="gave no new architecture .* fewer with --archs"):
+        sample_archs("xception_spectrum", 30, 0)
+
+
 def test_the_sample_for_large_images_has_the_stem_the_search_would_give_them():
     sample = sample_archs("inception_to_xception", 3, 0, (3, 224, 224))
     assert [Arch.parse(text).stem_stride for _, text in sample] == [8] * len(sample)
