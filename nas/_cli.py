@@ -184,6 +184,18 @@ def add_study_option(parser: argparse.ArgumentParser, *, required: bool = False)
     )
 
 
+def add_study_data_options(parser: argparse.ArgumentParser, *, when: str = "") -> None:
+    """--dataset and --data-dir of a command that trains a stored study's networks: the study
+    chose the data, and the options only say where it is now."""
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help=f"{when}where the study's own data is now, if it moved (default: the dataset the "
+        "study recorded; a user's data must have the same fingerprint)",
+    )
+    add_data_dir_option(parser)
+
+
 def add_space_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--space",

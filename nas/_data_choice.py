@@ -190,6 +190,41 @@ def study_data_attrs(choice: DataChoice, data: Dataset) -> dict:
     return attrs
 
 
+def load_study_data(
+    study_name: str,
+    attrs: dict,
+    device: str,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    input_shape=None,
+    num_classes: int | None = None,
+) -> Dataset:
+    """The data a stored study searched, loaded for `device`: its own dataset (or `dataset`,
+    where it moved), checked to be that data and, where given, of that shape and class count.
+
+    Raises:
+        ValueError: one line: data other than the study's, or of another shape.
+    """
+    choice = DataChoice(
+        dataset=dataset or str(attrs.get("dataset")),
+        data_dir=data_dir,
+        image_size=attrs.get("image_size"),
+        channels=attrs.get("channels"),
+    )
+    choice.check()
+    data = choice.load(device)
+    mismatch = data_mismatch(study_name, attrs, study_data_attrs(choice, data))
+    if mismatch is not None:
+        raise ValueError(mismatch)
+    shape_differs = input_shape is not None and tuple(data.input_shape) != tuple(input_shape)
+    if shape_differs or (num_classes is not None and data.num_classes != num_classes):
+        raise ValueError(
+            f"dataset {data.name} has {data.input_shape} images and {data.num_classes} classes; "
+            f"the study searched for {tuple(input_shape)} and {num_classes}"
+        )
+    return data
+
+
 def data_mismatch(study_name: str, stored: dict, wanted: dict) -> str | None:
     """Why a study cannot be continued (or its network trained) on this data; None if it can.
 

@@ -38,15 +38,15 @@ from optuna.trial import FrozenTrial, TrialState
 from nas._arch import Arch
 from nas._cli import (
     OneLineParser,
-    add_data_dir_option,
     add_device_option,
     add_seed_option,
     add_storage_option,
+    add_study_data_options,
     add_study_option,
     fail,
     missing_extra,
 )
-from nas._data_choice import DataChoice, class_names_text, data_mismatch, study_data_attrs
+from nas._data_choice import class_names_text, load_study_data
 from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
 from nas.record import TrialRecord, trial_accuracy
 from nas.storage import load_study
@@ -212,13 +212,7 @@ def build_parser() -> OneLineParser:
         help="train with the final recipe on the full training split; report test accuracy",
     )
     parser.add_argument("--weights", default=None, help="where trained weights go (OUT.pt)")
-    parser.add_argument(
-        "--dataset",
-        default=None,
-        help="with --train-epochs: where the study's own data is now, if it moved (default: "
-        "the dataset the study recorded; a user's data must have the same fingerprint)",
-    )
-    add_data_dir_option(parser)
+    add_study_data_options(parser, when="with --train-epochs: ")
     add_device_option(parser)
     add_seed_option(parser)
     return parser
@@ -366,23 +360,15 @@ def _train(arch: Arch, study: optuna.Study, input_shape, num_classes, args):
     from nas.train import resolve_device, train_final
 
     device = resolve_device(args.device)
-    attrs = study.user_attrs
-    choice = DataChoice(
-        dataset=args.dataset or str(attrs.get("dataset")),
+    data = load_study_data(
+        study.study_name,
+        study.user_attrs,
+        device,
+        dataset=args.dataset,
         data_dir=args.data_dir,
-        image_size=attrs.get("image_size"),
-        channels=attrs.get("channels"),
+        input_shape=input_shape,
+        num_classes=num_classes,
     )
-    choice.check()
-    data = choice.load(device)
-    mismatch = data_mismatch(study.study_name, attrs, study_data_attrs(choice, data))
-    if mismatch is not None:
-        raise ValueError(mismatch)
-    if tuple(data.input_shape) != tuple(input_shape) or data.num_classes != num_classes:
-        raise ValueError(
-            f"dataset {data.name} has {data.input_shape} images and {data.num_classes} classes; "
-            f"the study searched for {tuple(input_shape)} and {num_classes}"
-        )
     print(
         f"training for {args.train_epochs} epochs on the full {data.name} training split "
         f"({device})...",

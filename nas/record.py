@@ -230,3 +230,89 @@ def trial_accuracy(
 def trial_macs(trial: FrozenTrial, objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> float | None:
     """MACs of a trial (its value, else the attribute written before training), or None."""
     return objective_value(trial, "macs", objectives)
+
+
+# --- confirmation runs -----------------------------------------------------------------------
+
+CONFIRM_PREFIX = "confirm:"  # the study attribute of one run: confirm:{trial}:{seed}
+RUNNING, DONE = "running", "done"
+
+
+@dataclass(frozen=True)
+class ConfirmationRun:
+    """One more seed of a front or landmark trial at the study's own budget and recipe
+    (`nas.confirm`). Stored as a study attribute, since a finished trial's cannot change; read
+    back by `confirmation_runs`, which skips whatever is not such a record."""
+
+    trial: int  # the trial it confirms
+    seed: int
+    arch: str
+    state: str  # RUNNING (claimed, training) or DONE
+    worker: str  # host:pid of the process that claimed it
+    beat: float  # time.time() of its last sign of life: the claim, then each epoch
+    val_acc_curve: tuple[float, ...] = ()
+    train_seconds: float | None = None
+    failure: str | None = None  # why the run failed (it has no accuracy then)
+
+    @property
+    def key(self) -> str:
+        return confirmation_key(self.trial, self.seed)
+
+    @property
+    def val_acc(self) -> float | None:
+        """The last epoch's validation accuracy of a finished run that did not fail."""
+        if self.state != DONE or self.failure is not None or not self.val_acc_curve:
+            return None
+        return finite(self.val_acc_curve[-1])
+
+    def to_attr(self) -> dict:
+        return {
+            "trial": self.trial,
+            "seed": self.seed,
+            "arch": self.arch,
+            "state": self.state,
+            "worker": self.worker,
+            "beat": self.beat,
+            "val_acc_curve": list(self.val_acc_curve),
+            "train_seconds": self.train_seconds,
+            "failure": self.failure,
+        }
+
+    @classmethod
+    def from_attr(cls, value) -> ConfirmationRun | None:
+        """The run a stored value holds, or None for anything else (never raises)."""
+        if not isinstance(value, Mapping):
+            return None
+        trial, seed = _integer(value.get("trial")), _integer(value.get("seed"))
+        arch, worker = _text(value.get("arch")), _text(value.get("worker"))
+        state, beat = value.get("state"), finite(value.get("beat"))
+        curve = _curve(value.get("val_acc_curve", []))
+        if None in (trial, seed, arch, worker, beat, curve) or state not in (RUNNING, DONE):
+            return None
+        seconds = value.get("train_seconds")
+        return cls(
+            trial=trial,
+            seed=seed,
+            arch=arch,
+            state=state,
+            worker=worker,
+            beat=beat,
+            val_acc_curve=curve,
+            train_seconds=None if seconds is None else finite(seconds),
+            failure=_text(value.get("failure")),
+        )
+
+
+def confirmation_key(trial: int, seed: int) -> str:
+    return f"{CONFIRM_PREFIX}{trial}:{seed}"
+
+
+def confirmation_runs(study_attrs: Mapping) -> dict[str, ConfirmationRun]:
+    """The confirmation runs among a study's attributes, by key."""
+    runs = {}
+    for key, value in study_attrs.items():
+        if key.startswith(CONFIRM_PREFIX):
+            run = ConfirmationRun.from_attr(value)
+            if run is not None and run.key == key:
+                runs[key] = run
+    return runs

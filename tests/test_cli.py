@@ -1,4 +1,4 @@
-"""The shared command-line options: names, defaults and help texts of all six parsers.
+"""The shared command-line options: names, defaults and help texts of all seven parsers.
 
 What every command does alike (console scripts, --version, help on every option, one-line
 errors, missing extras, where outputs go) is tested in test_conventions.py."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import dashboard.__main__ as dashboard_main
-from nas import export, fidelity, findings, inspect, search
+from nas import confirm, export, fidelity, findings, inspect, search
 from nas._cli import DATASET_SHAPES
 from nas.storage import DEFAULT_STORAGE
 
@@ -25,6 +25,7 @@ PARSERS = {
     "nas.inspect": inspect.build_parser,
     "nas.fidelity": fidelity.build_parser,
     "nas.findings": findings.build_parser,
+    "nas.confirm": confirm.build_parser,
 }
 
 
@@ -41,7 +42,7 @@ def test_building_a_parser_loads_no_torch():
         "import importlib, json, sys\n"
         "loaded = {}\n"
         "for name in ('nas.search', 'nas.inspect', 'nas.fidelity', 'nas.findings', "
-        "'nas.export'):\n"
+        "'nas.export', 'nas.confirm'):\n"
         "    importlib.import_module(name).build_parser().format_help()\n"
         "    loaded[name] = 'torch' in sys.modules\n"
         "import dashboard.__main__ as dashboard\n"
@@ -52,7 +53,7 @@ def test_building_a_parser_loads_no_torch():
     result = fresh_python(code)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert len(loaded) == 6
+    assert len(loaded) == 7
     assert not any(loaded.values()), loaded
 
 
@@ -119,6 +120,18 @@ def test_parsers_keep_their_option_names_and_defaults():
                 seed=0,
             ),
         ),
+        "nas.confirm": (
+            ["--study", "s"],
+            dict(
+                storage=DEFAULT_STORAGE,
+                study="s",
+                seeds=3,
+                top=5,
+                dataset=None,
+                data_dir=None,
+                device="auto",
+            ),
+        ),
         "nas.inspect": (
             ["xception"],
             dict(
@@ -177,7 +190,7 @@ def test_parsers_keep_their_option_names_and_defaults():
 def test_a_shared_option_has_one_help_text(option):
     helps = {}
     for name, build in PARSERS.items():
-        if (name, option) == ("nas.export", "--dataset"):
+        if name in ("nas.export", "nas.confirm") and option == "--dataset":
             continue  # there it says where the study's own data is now: its study chose it
         action = build()._option_string_actions.get(option)
         if action is not None:

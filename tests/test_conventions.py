@@ -38,6 +38,7 @@ MODULES = {
     "nas-inspect": "nas.inspect",
     "nas-fidelity": "nas.fidelity",
     "nas-findings": "nas.findings",
+    "nas-confirm": "nas.confirm",
     "nas-dashboard": "dashboard",
 }
 PARSERS = {**COMMAND_PARSERS, "dashboard": dashboard_main.build_parser}
@@ -46,7 +47,11 @@ POSTGRES_EXTRA = (
     "a PostgreSQL storage needs the postgres extra: pip install 'nas-spectrum[postgres]'"
 )
 # What a command needs besides options to get as far as its options.
-REQUIRED = {"nas.export": ["--study", "s", "--pick", "knee"], "nas.inspect": ["xception"]}
+REQUIRED = {
+    "nas.export": ["--study", "s", "--pick", "knee"],
+    "nas.inspect": ["xception"],
+    "nas.confirm": ["--study", "s"],
+}
 
 
 def python(*args: str, cwd: Path = ROOT, shim: Path | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,237 @@
+"""nas.confirm: the front and the landmarks retrained with more seeds, stored, resumable."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import replace
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+import nas
+from nas import Arch, build_model
+from nas.confirm import (
+    Confirmed,
+    Target,
+    confirmed,
+    main,
+    run_confirmation,
+    seeds_of,
+    summary,
+    targets,
+)
+from nas.cost import count_cost
+from nas.data import load_dataset
+from nas.intervals import mean_interval
+from nas.record import DONE, RUNNING, ConfirmationRun, confirmation_key, confirmation_runs
+from nas.train import DEFAULT_RECIPE, Budget, train
+from search_spaces import LANDMARKS
+
+DIGITS_SHAPE = (1, 8, 8)
+SMALL = "stem8-c16_d1_s2_k3_gdw_pafter_f0_a1_r0-c16_d1_s2_k3_g1_pnone_f0_a0_r0"
+MID = "stem8-c16_d1_s2_k3_g1_pnone_f0_a0_r0-c32_d1_s2_k3_g1_pnone_f0_a0_r0"
+LARGE = "stem16-c32_d1_s2_k3_g1_pnone_f0_a0_r0-c64_d1_s2_k3_g1_pnone_f0_a0_r0"
+DOMINATED = "stem16-c32_d2_s2_k3_g1_pnone_f0_a0_r0-c64_d1_s2_k3_g1_pnone_f0_a0_r0"
+
+
+def make_study(url: str, *, seed: int = 0) -> optuna.Study:
+    """A study of the search's schema on digits: three front points (MID the knee), one
+    dominated trial, a pruned one, and two landmarks."""
+    study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
+    settings = {
+        "space": "inception_to_xception",
+        "dataset": "digits",
+        "budget": "2x300",
+        "batch_size": 32,
+        "seed": seed,
+        "version": nas.__version__,
+        "objectives": ["val_acc", "macs"],
+        "input_shape": list(DIGITS_SHAPE),
+        "num_classes": 10,
+        "device": "cpu",
+    }
+    for key, value in settings.items():
+        study.set_user_attr(key, value)
+    rows = [
+        (SMALL, 0.60, None),
+        (MID, 0.85, None),
+        (LARGE, 0.87, None),
+        (DOMINATED, 0.70, None),
+        (str(LANDMARKS["normal"]), 0.80, "normal"),
+        (str(LANDMARKS["mobilenet"]), 0.50, "mobilenet"),
+    ]
+    for arch, accuracy, landmark in rows:
+        macs = count_cost(arch, DIGITS_SHAPE, 10).macs
+        attrs = {"arch": arch, "macs": macs, "budget": "2x300", "val_acc_curve": [accuracy]}
+        if landmark:
+            attrs["landmark"] = landmark
+        study.add_trial(
+            create_trial(state=TrialState.COMPLETE, values=[accuracy, macs], user_attrs=attrs)
+        )
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"arch": SMALL}))
+    return study
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_study(url)
+    return url
+
+
+def test_targets_are_the_knee_and_its_neighbours_then_every_landmark(tmp_path):
+    study = make_study(f"sqlite:///{tmp_path / 'a.db'}")
+    # The front, cheapest first, is SMALL, MID, LARGE (the landmarks and DOMINATED lie below
+    # it); MID is its knee, and the nearer neighbour on a tie is the cheaper one.
+    picked = targets(study, top=2)
+    assert [(t.trial, t.label) for t in picked] == [
+        (1, "knee"), (0, "front"), (4, "normal"), (5, "mobilenet")
+    ]  # fmt: skip
+    everything = targets(study, top=50)
+    assert [t.arch for t in everything[:3]] == [MID, SMALL, LARGE] and len(everything) == 5
+    assert seeds_of(study, 3) == [1, 2, 3]
+    assert seeds_of(make_study(f"sqlite:///{tmp_path / 'b.db'}", seed=7), 2) == [8, 9]
+
+
+def test_confirmation_trains_each_seed_at_the_studys_budget_stores_it_and_resumes(url, capsys):
+    argv = ["--storage", url, "--study", "s", "--seeds", "2", "--top", "1", "--device", "cpu"]
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="s", storage=url)
+    picked = targets(study, top=1)
+    runs = confirmation_runs(study.user_attrs)
+    assert set(runs) == {confirmation_key(t.trial, seed) for t in picked for seed in (1, 2)}
+    assert all(run.state == DONE and len(run.val_acc_curve) == 2 for run in runs.values())
+    # The run is the study's own training at that seed: its budget and its batch.
+    knee = picked[0]
+    data = load_dataset("digits")
+    expected = train(
+        build_model(Arch.parse(knee.arch), 1, 10),
+        data,
+        Budget(2, 300),
+        seed=2,
+        recipe=replace(DEFAULT_RECIPE, batch_size=32, min_steps=0),
+    )
+    assert runs[confirmation_key(knee.trial, 2)].val_acc_curve == tuple(expected.val_acc_curve)
+    captured = capsys.readouterr()
+    assert "[4/6]" in captured.err and "confirmed with seeds 1, 2" in captured.out
+    assert "±" in captured.out
+    # Everything is stored: a rerun trains nothing and prints the same table.
+    assert main(argv) == 0
+    again = capsys.readouterr()
+    assert "[1/" not in again.err and again.out == captured.out
+
+
+def fake_trainer(calls: list):
+    def train_one(target, seed, on_epoch):
+        calls.append((target.trial, seed))
+        on_epoch([0.5])
+        return [0.5, 0.6 + seed / 100], 0.01, None
+
+    return train_one
+
+
+def test_a_silent_claim_is_taken_over_and_a_live_one_is_left_to_its_worker(tmp_path):
+    study = make_study(f"sqlite:///{tmp_path / 'c.db'}")
+    picked = targets(study, top=1)[:2]
+    knee, other = picked
+    # Another process died on the knee's seed 1 long ago, and is alive on the other's.
+    dead = ConfirmationRun(knee.trial, 1, knee.arch, RUNNING, "elsewhere:1", time.time() - 3600)
+    live = ConfirmationRun(other.trial, 1, other.arch, RUNNING, "elsewhere:2", time.time())
+    for run in (dead, live):
+        study.set_user_attr(run.key, run.to_attr())
+
+    def finish_live() -> None:
+        time.sleep(0.5)
+        done = replace(live, state=DONE, val_acc_curve=(0.7,), train_seconds=1.0)
+        study.set_user_attr(live.key, done.to_attr())
+
+    finisher = threading.Thread(target=finish_live)
+    finisher.start()
+    calls: list = []
+    trained = run_confirmation(
+        study, picked, [1], fake_trainer(calls), stale_s=60, poll_s=0.05, out=io.StringIO()
+    )
+    finisher.join()
+    assert calls == [(knee.trial, 1)] and trained == 1
+    runs = confirmation_runs(study.user_attrs)
+    assert runs[live.key].worker == "elsewhere:2" and runs[live.key].val_acc == 0.7
+    assert runs[dead.key].state == DONE and runs[dead.key].val_acc == pytest.approx(0.61)
+
+
+def test_an_interrupted_run_leaves_a_claim_another_process_takes_at_once(tmp_path):
+    study = make_study(f"sqlite:///{tmp_path / 'd.db'}")
+    picked = targets(study, top=1)[:1]
+
+    def interrupted(target, seed, on_epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_confirmation(study, picked, [1], interrupted, out=io.StringIO())
+    (run,) = confirmation_runs(study.user_attrs).values()
+    assert run.state == RUNNING and run.beat == 0.0
+    calls: list = []
+    run_confirmation(study, picked, [1], fake_trainer(calls), out=io.StringIO())
+    assert calls == [(picked[0].trial, 1)]
+
+
+def test_junk_in_the_study_attributes_is_not_a_run(tmp_path):
+    study = make_study(f"sqlite:///{tmp_path / 'e.db'}")
+    study.set_user_attr(confirmation_key(1, 1), {"trial": "1; import os", "seed": 1})
+    study.set_user_attr(confirmation_key(1, 2), "<script>")
+    good = ConfirmationRun(1, 3, MID, DONE, "w", 1.0, (0.5,))
+    study.set_user_attr(confirmation_key(9, 9), good.to_attr())  # filed under another key
+    study.set_user_attr(good.key, good.to_attr())
+    assert list(confirmation_runs(study.user_attrs)) == [good.key]
+
+
+def test_the_summary_puts_intervals_on_points_and_says_what_the_seeds_tell_apart():
+    def row(label, trial, macs, accuracies):
+        target = Target(trial, f"a{trial}", macs, 0.9, label)
+        return Confirmed(target, tuple(accuracies), mean_interval(accuracies), on_front=True)
+
+    rows = [
+        row("knee", 1, 2_000_000, [0.900, 0.902, 0.901]),
+        row("front", 2, 5_000_000, [0.880, 0.890, 0.870]),
+        row("normal", 3, 2_100_000, [0.880, 0.881, 0.882]),
+        row("mobilenet", 4, 500_000, [0.870, 0.875, 0.880]),
+    ]
+    text = " ".join(summary(rows, [1, 2, 3]).split())  # lines wrap at 100 columns
+    assert "90.10% ± 0.25% (3)" in text
+    # Each searched point against the landmark nearest in MACs.
+    assert "trial 1 (knee) against normal: +2.00 points" in text
+    assert "trial 1 (knee) is ahead of normal at 3 seeds" in text
+    assert "trial 2 (front) against normal:" in text and "not distinguishable at 3" in text
+
+
+def test_the_confirmed_front_is_the_front_of_the_means(tmp_path):
+    study = make_study(f"sqlite:///{tmp_path / 'f.db'}")
+    picked = targets(study, top=3)
+    # Confirmed means: LARGE falls below MID, so only the cheap points stay on the front.
+    means = {SMALL: 0.60, MID: 0.86, LARGE: 0.84}
+    for target in picked:
+        accuracy = means.get(target.arch, 0.3)
+        run = ConfirmationRun(target.trial, 1, target.arch, DONE, "w", 1.0, (accuracy,))
+        study.set_user_attr(run.key, run.to_attr())
+    rows = {row.target.arch: row for row in confirmed(study, picked, [1])}
+    assert rows[MID].on_front and not rows[LARGE].on_front
+    assert rows[MID].interval.seeds == 1
+
+
+def refused(argv, capsys) -> str:
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and error.startswith("error: "), error
+    return error
+
+
+def test_bad_input_is_refused_in_one_line(url, tmp_path, capsys):
+    assert "no study 'nope'" in refused(["--storage", url, "--study", "nope"], capsys)
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    refused(["--storage", missing, "--study", "s"], capsys)
+    assert not (tmp_path / "missing.db").exists()
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="s", storage=empty, directions=["maximize", "minimize"])
+    assert "no complete trial" in refused(["--storage", empty, "--study", "s"], capsys)
