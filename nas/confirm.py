@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import optuna
 
+from nas._arch import Arch
 from nas._cli import (
     OneLineParser,
     add_device_option,
@@ -71,7 +72,12 @@ class Target:
 def targets(study: optuna.Study, top: int) -> list[Target]:
     """The front's points, nearest the knee first (up to `top`), then every landmark: one
     target per architecture, the first trial that has it."""
-    trials = study.get_trials(deepcopy=False)
+    # A foreign or damaged trial has no network to retrain: it takes no place on the front.
+    trials = [
+        trial
+        for trial in study.get_trials(deepcopy=False)
+        if _readable(TrialRecord.from_trial(trial).arch)
+    ]
     front = front_trials(trials)  # cheapest first
     chosen: list[Target] = []
     if front:
@@ -81,8 +87,8 @@ def targets(study: optuna.Study, top: int) -> list[Target]:
             trial = front[index]
             landmark = TrialRecord.from_trial(trial).landmark
             chosen.append(_target(trial, landmark or ("knee" if index == knee else "front")))
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for trial in sorted(complete, key=lambda t: t.number):
+    complete = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    for trial in complete:
         landmark = TrialRecord.from_trial(trial).landmark
         if landmark is not None and trial_accuracy(trial) is not None:
             chosen.append(_target(trial, landmark))
@@ -92,9 +98,17 @@ def targets(study: optuna.Study, top: int) -> list[Target]:
     return list(unique.values())
 
 
+def _readable(arch: str | None) -> bool:
+    try:
+        Arch.parse(arch)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _target(trial, label: str) -> Target:
-    record = TrialRecord.from_trial(trial)
-    return Target(trial.number, record.arch, record.macs, trial_accuracy(trial), label)
+    arch = TrialRecord.from_trial(trial).arch
+    return Target(trial.number, arch, int(trial_macs(trial)), trial_accuracy(trial), label)
 
 
 def seeds_of(study: optuna.Study, count: int) -> list[int]:
@@ -299,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
     if not chosen:
         raise ValueError(f"study {args.study!r} has no complete trial to confirm")
     seeds = seeds_of(study, args.seeds)
-    train_one = _trainer(study, args)
+    train_one = _trainer(study, chosen[0], args)
     print(
         f"confirming {len(chosen)} networks of study {args.study!r} with {len(seeds)} seeds "
         f"each ({len(chosen) * len(seeds)} runs; those already stored are kept)",
@@ -311,10 +325,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trainer(study: optuna.Study, args: argparse.Namespace):
+def _trainer(study: optuna.Study, first_target: Target, args: argparse.Namespace):
     """train_one(target, seed, on_epoch) at the study's own budget, batch and recipe."""
     # Training loads torch: imported once a run starts, not for --help.
-    from nas import Arch
     from nas._data_choice import load_study_data
     from nas.builder import build_model
     from nas.export import trial_network
@@ -327,7 +340,7 @@ def _trainer(study: optuna.Study, args: argparse.Namespace):
     )
 
     attrs = study.user_attrs
-    first = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))[0]
+    first = study.get_trials(deepcopy=False)[first_target.trial]
     _, input_shape, num_classes = trial_network(study, first)
     device = resolve_device(args.device)
     data = load_study_data(
@@ -339,7 +352,9 @@ def _trainer(study: optuna.Study, args: argparse.Namespace):
         input_shape=input_shape,
         num_classes=num_classes,
     )
-    batch = attrs.get("batch_size", BATCH_SIZE_BEFORE_MIN_STEPS)
+    batch = attrs.get("batch_size")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        batch = BATCH_SIZE_BEFORE_MIN_STEPS  # a study from before batches were recorded
     recipe = replace(DEFAULT_RECIPE, batch_size=batch, min_steps=0)  # the study's batch, as is
 
     def train_one(target: Target, seed: int, on_epoch):
