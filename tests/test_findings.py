@@ -10,8 +10,10 @@ from search_spaces import LANDMARKS
 
 
 def test_experiment_designs_differ_in_one_knob():
-    five, three, *_ = (arch for _, arch in factorization_archs())
+    five, three, v1, v1_factorized, _ = (arch for _, arch in factorization_archs())
     assert str(five).replace("_f0_", "_f1_") == str(three)
+    assert v1 == LANDMARKS["inception_v1"]
+    assert str(v1).replace("_f0_", "_f1_") == str(v1_factorized)
     plain, relu, *_ = (arch for _, arch in activation_archs())
     assert plain == LANDMARKS["xception"]
     assert str(plain).replace("_a0_", "_a1_") == str(relu)
@@ -23,6 +25,20 @@ def test_landmarks_are_matched_in_parameters():
     for name, arch in matched:
         params = count_cost(arch, (1, 28, 28)).params
         assert abs(params - target) / target < 0.35, (name, params, target)
+
+
+def test_latencies_are_medians_of_interleaved_rounds():
+    from nas.findings import interleaved_latencies
+
+    order, slow = [], iter([1.0, 9.0, 1.0, 1.0, 9.0, 1.0])  # a slow spell hits each once
+
+    def measure(arch):
+        order.append(arch)
+        return {1: next(slow), 64: 2.0}
+
+    latencies = interleaved_latencies(["a", "b", "a"], measure, rounds=3)
+    assert order == ["a", "b"] * 3  # each distinct design once per round, all in turn
+    assert latencies == {"a": {1: 1.0, 64: 2.0}, "b": {1: 1.0, 64: 2.0}}
 
 
 def test_findings_report_on_digits(tmp_path):
@@ -57,6 +73,10 @@ def test_findings_report_on_digits(tmp_path):
         assert "interval" in section and "Welch p " in section, section
     tables = json.loads(out.with_suffix(".json").read_text())["tables"]
     assert all(row["seeds"] == 2 for row in tables["spectrum"])
+    # The matched section is headed by the count it matches, inception_v3's, not the first row's.
+    target = next(r["params"] for r in tables["matched"] if r["label"] == "inception_v3")
+    assert tables["matched"][0]["params"] != target
+    assert f"## 4. Landmarks at matched parameter count (~{target:,})" in text
 
 
 def test_each_section_compares_its_designs_with_their_noise():
