@@ -227,9 +227,10 @@ def test_plain_progress_prints_a_line_only_when_a_trial_finished():
     assert "eta 0:00:15 |" in lines[0] and "eta 0:00:12 |" in lines[1]  # 3 x 5 s; 2 x 6 s
 
 
-def test_the_bar_moves_with_the_stored_curves_of_running_trials():
+def test_the_bar_moves_with_the_stored_curves_of_running_trials(monkeypatch):
     # With --workers the trials train in other processes: the starting process's poll reads
     # the curves they store after each epoch.
+    monkeypatch.setenv("COLUMNS", "100")  # a stream that is no terminal draws this wide
     study = optuna.create_study(directions=["maximize", "minimize"])
     stream = io.StringIO()
     progress = Progress(study, 4, workers=2, epochs=4, stream=stream, live=True)
