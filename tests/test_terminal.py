@@ -230,7 +230,7 @@ def test_plain_progress_prints_a_line_only_when_a_trial_finished():
 def test_the_bar_moves_with_the_stored_curves_of_running_trials(monkeypatch):
     # With --workers the trials train in other processes: the starting process's poll reads
     # the curves they store after each epoch.
-    monkeypatch.setenv("COLUMNS", "100")  # a stream that is no terminal draws this wide
+    monkeypatch.setenv("COLUMNS", str(WIDTH))  # what a stream that is no terminal falls back to
     study = optuna.create_study(directions=["maximize", "minimize"])
     stream = io.StringIO()
     progress = Progress(study, 4, workers=2, epochs=4, stream=stream, live=True)
