@@ -48,9 +48,9 @@ def search_argv(
     study: str | None = None,
     sampler: str | None = None,
     seed: int | None = None,
-    workers: int | None = None,
+    workers: int | str | None = 1,
     device: str | None = None,
-    prune: bool = True,
+    pruner: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """The arguments of `python -m nas.search` for these settings.
@@ -64,9 +64,9 @@ def search_argv(
         study: --study.
         sampler: --sampler.
         seed: --seed.
-        workers: --workers.
+        workers: --workers (1 unless told: a benchmark compares its runs in one process).
         device: --device.
-        prune: False adds --no-prune.
+        pruner: --pruner.
         extra: further arguments, as they are.
 
     Returns:
@@ -84,13 +84,12 @@ def search_argv(
         "--seed": seed,
         "--workers": workers,
         "--device": device,
+        "--pruner": pruner,
     }
     argv = []
     for flag, value in settings.items():
         if value is not None:
             argv += [flag, str(value)]
-    if not prune:
-        argv.append("--no-prune")
     return [*argv, *extra]
 
 

@@ -11,7 +11,9 @@ trials per hour, per-trial seconds by kind and the resulting Pareto front.
 
 from __future__ import annotations
 
+import collections
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from bench._machine import bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
+from bench._machine import RESULTS, bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
 from bench._search_args import search_argv, search_command  # noqa: E402
 from nas.pareto import hypervolume, pareto_indices  # noqa: E402
 from nas.record import (  # noqa: E402
@@ -45,12 +47,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="stop the run after this")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--name", default="default_run_cpu", help="results file name")
+    parser.add_argument("--keep", default=None, help="copy the study's SQLite file here")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/studies.db"
         command = search_command(
-            space=SPACE, trials=args.trials, storage=storage, device=args.device
+            space=SPACE, trials=args.trials, storage=storage, device=args.device, workers=None
         )
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -69,8 +73,10 @@ def main() -> None:
             raise SystemExit(f"the search exited with {process.returncode}")
         study = optuna.load_study(study_name=f"{SPACE}-fashion_mnist", storage=storage)
         result = summarize(study, wall, args, stopped)
+        if args.keep:
+            shutil.copyfile(f"{folder}/studies.db", args.keep)
     result["search_output_tail"] = out.strip().splitlines()[-30:]
-    write_results(args.name, result, markdown(result))
+    write_results(args.name, result, markdown(result), out=args.out)
 
 
 def _hear_ctrl_c() -> None:
@@ -81,7 +87,7 @@ def _hear_ctrl_c() -> None:
 
 def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
     device = None if args.device == "auto" else args.device
-    user_settings = {"space": SPACE, "trials": args.trials, "device": device}
+    user_settings = {"space": SPACE, "trials": args.trials, "device": device, "workers": None}
     trials = sorted(study.trials, key=lambda t: t.number)
     records = {t.number: TrialRecord.from_trial(t) for t in trials}
 
@@ -114,7 +120,18 @@ def summarize(study: optuna.Study, wall: float, args, stopped: bool) -> dict:
         "setup_s": None if setup is None else round(setup, 1),
         "trials_per_hour": round(rate, 1),
         "minutes_for_target": round(args.trials / rate * 60, 1),
+        "workers": len({record(t).worker for t in trained if record(t).worker}),
         "pruned": sum(t.state == TrialState.PRUNED for t in counted),
+        "pruned_at_epoch": dict(
+            sorted(
+                collections.Counter(
+                    record(t).pruned_at_epoch
+                    for t in counted
+                    if t.state == TrialState.PRUNED and record(t).pruned_at_epoch
+                ).items()
+            )
+        ),
+        "complete": len(complete),
         "duplicates": sum(record(t).duplicate_of is not None for t in counted),
         "skipped_by_constraint": sum(is_skipped(t) for t in trials),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
@@ -164,7 +181,12 @@ def markdown(r: dict) -> list[str]:
         f"| minutes for {r['target_trials']} trials | **{r['minutes_for_target']:.0f}** |",
         f"| median / p90 seconds per trained trial | {r['trial_seconds_median']} / "
         f"{r['trial_seconds_p90']} |",
-        f"| pruned / duplicates / failed | {r['pruned']} / {r['duplicates']} / {r['failed']} |",
+        f"| worker processes | {r['workers']} |",
+        f"| complete / pruned / duplicates / failed | {r['complete']} / {r['pruned']} / "
+        f"{r['duplicates']} / {r['failed']} |",
+        "| pruned after epoch | "
+        + ", ".join(f"{k}: {v}" for k, v in r["pruned_at_epoch"].items())
+        + " |",
         f"| hypervolume | {r['hypervolume']:.4f} |",
         "",
         "Seconds per landmark trial: "

@@ -35,7 +35,8 @@ def main() -> None:
         for seed in range(args.seeds):
             row = {"seed": seed}
             for mode in ("unpruned", "pruned"):
-                settings = search_settings(args, seed=seed, prune=mode == "pruned")
+                pruner = "dominance" if mode == "pruned" else "none"
+                settings = search_settings(args, seed=seed, pruner=pruner)
                 study, wall = run_search(storage, f"{mode}-{seed}", **settings)
                 row[mode] = {
                     "training_s": round(training_seconds(study), 2),

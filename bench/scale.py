@@ -71,7 +71,7 @@ def fresh_storage(kind: str, postgres_url: str):
 
 def throughput_command(url: str, args, workers: int, seed: int | None = None) -> list[str]:
     """The search of one throughput run (`seed`: the search's default unless given)."""
-    settings = search_settings(args, workers=workers, seed=seed, prune=False)
+    settings = search_settings(args, workers=workers, seed=seed, pruner="none")
     return search_command(space="inception_to_xception", study=STUDY, storage=url, **settings)
 
 

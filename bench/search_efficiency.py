@@ -41,7 +41,7 @@ def main() -> None:
             trials = args.trials if sampler == "random" else args.model_trials
             for seed in range(args.seeds):
                 settings = search_settings(
-                    args, trials=trials, sampler=sampler, seed=seed, prune=False
+                    args, trials=trials, sampler=sampler, seed=seed, pruner="none"
                 )
                 study, wall = run_search(storage, f"{sampler}-{seed}", **settings)
                 curve = hypervolume_curve(study, [k for k in checkpoints if k <= trials])

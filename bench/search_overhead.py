@@ -44,7 +44,7 @@ def main() -> None:
     timed(objective_module, "measure_latency", totals, "latency")
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/overhead.db"
-        _, wall = run_search(storage, "overhead", **search_settings(args, prune=False))
+        _, wall = run_search(storage, "overhead", **search_settings(args, pruner="none"))
     other = wall - sum(totals.values())
     outside = wall - totals["train_and_eval"]
     result = {

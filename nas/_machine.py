@@ -1,4 +1,5 @@
-"""Facts about the machine a benchmark ran on, for committed results."""
+"""Facts about this machine: its usable cores and free memory, and what a benchmark's committed
+results say it ran on. Torch-free but for `machine`, so the command line can ask."""
 
 from __future__ import annotations
 
@@ -6,10 +7,27 @@ import datetime
 import os
 import platform
 
-import torch
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which a container or taskset limits)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def available_memory() -> int:
+    """Bytes of memory free for new work (MemAvailable), or the free pages where no /proc."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable"))
+        return kib * 1024
+    except (OSError, ValueError, StopIteration, IndexError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def machine() -> dict:
+    import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -19,10 +37,9 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {
         "cpu": cpu,
-        "cores": cores,
+        "cores": usable_cores(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

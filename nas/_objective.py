@@ -15,7 +15,7 @@ from nas._decoupling import decoupling_degree
 from nas.builder import build_model
 from nas.cost import count_cost, known_cost, measure_latency
 from nas.data import Dataset
-from nas.pruning import DominancePruner, PeerCurve
+from nas.pruning import DominancePruner, PeerCurve, RungPruner
 from nas.record import TrialRecord, is_skipped, read_attr, store
 from nas.train import Budget, release_device_memory, train
 
@@ -51,7 +51,7 @@ class Objective:
     device: str
     seed: int
     objectives: tuple[str, ...]
-    pruner: DominancePruner
+    pruner: DominancePruner | RungPruner
     max_mmacs: float | None = None
     landmark_names: dict[str, str] | None = None  # arch string -> landmark name
     # Called with (trial number, epochs trained) after each epoch: the search's progress bar.
@@ -88,6 +88,7 @@ class Objective:
         if cost is None:
             model = build_model(arch, self.data.in_channels, self.data.num_classes)
             cost = count_cost(arch, self.data.input_shape, self.data.num_classes, model=model)
+        landmark = (self.landmark_names or {}).get(text)
         store(
             trial.set_user_attr,
             arch=text,
@@ -96,7 +97,7 @@ class Objective:
             decoupling=round(decoupling_degree(arch), 4),
             budget=str(self.budget),
             device=self.device,
-            landmark=(self.landmark_names or {}).get(text),
+            landmark=landmark,
         )
 
         if self.max_mmacs is not None and exceeds_limit(cost.macs, self.max_mmacs):
@@ -140,7 +141,13 @@ class Objective:
             store(trial.set_user_attr, val_acc_curve=curve)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(trial.number, len(curve))
-            return self.pruner.should_prune(epoch, accuracy, cost.macs, peers, total_epochs)
+            # A landmark trains to the end: it is the reference every front is read against.
+            if landmark is not None or not self.pruner.decides_at(epoch, total_epochs):
+                return False
+            # A rung is read when the trial reaches it: the trials that reached it meanwhile,
+            # in any worker on any machine, are in the storage with their curves.
+            now = _peers(_others_live(trial)) if self.pruner.reads_running else peers
+            return self.pruner.should_prune(epoch, accuracy, cost.macs, now, total_epochs)
 
         train_start = time.perf_counter()
         result = train(
@@ -208,6 +215,13 @@ def _finished_with_arch(finished, text: str):
         if read_attr(other, "arch") == text and not is_skipped(other):
             return other
     return None
+
+
+def _others_live(trial: optuna.Trial) -> list:
+    """The study's other trials that have trained or are training."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    others = trial.study.get_trials(deepcopy=False, states=states)
+    return [other for other in others if other.number != trial.number]
 
 
 def _peers(finished) -> list[PeerCurve]:

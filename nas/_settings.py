@@ -19,7 +19,9 @@ import nas
 import search_spaces
 from nas._cli import device_and_budget
 from nas._data_choice import DataChoice, study_data_attrs
-from nas.storage import check_search_url, redact
+from nas._machine import available_memory, usable_cores
+from nas.pruning import PRUNERS
+from nas.storage import check_search_url, in_memory, redact
 from search_spaces import SearchSpace, landmarks_for
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ MAX_HEARTBEAT_S = 3600
 WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started worker its index
 # NumPy, under Optuna's samplers, takes seeds below 2**32; worker i samples with seed + i.
 SEED_LIMIT = 2**32
+# What one CPU worker may need at its peak: torch, the dataset and the largest network of the
+# default space training (measured 0.58 GB; docs/search.md), with room to spare.
+WORKER_MEMORY_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class RunSettings:
     seed: int
     max_mmacs: float | None  # skip, untrained, architectures above this many million MACs
     heartbeat_s: int | None  # None: no heartbeats (--heartbeat 0)
-    prune: bool
+    pruner: str  # one of nas.pruning.PRUNERS
     landmarks: bool  # put the landmark architectures first
     # The command line as given: the --workers processes rerun it, the study records it.
     arguments: tuple[str, ...]
@@ -80,15 +85,17 @@ class RunSettings:
             raise ValueError(
                 f"unknown sampler {args.sampler!r}: choose from {', '.join(SAMPLERS)}"
             )
+        if args.pruner not in PRUNERS:
+            raise ValueError(f"unknown pruner {args.pruner!r}: choose from {', '.join(PRUNERS)}")
         if args.objectives not in OBJECTIVES:
             raise ValueError(
                 f"unknown objectives {args.objectives!r}: use {' or '.join(OBJECTIVES)}"
             )
         if args.trials < 1:
             raise ValueError(f"--trials must be at least 1, got {args.trials}")
-        if args.workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {args.workers}")
-        highest_seed = SEED_LIMIT - args.workers
+        device, budget = device_and_budget(args)
+        workers = _worker_count(args.workers, device, args.storage, args.trials)
+        highest_seed = SEED_LIMIT - workers
         if not 0 <= args.seed <= highest_seed:
             raise ValueError(
                 f"--seed must be a whole number from 0 to {highest_seed}, got {args.seed}"
@@ -97,8 +104,7 @@ class RunSettings:
             math.isfinite(args.max_mmacs) and args.max_mmacs > 0
         ):
             raise ValueError(f"--max-mmacs must be a finite positive number, got {args.max_mmacs}")
-        check_search_url(args.storage, args.workers)
-        device, budget = device_and_budget(args)
+        check_search_url(args.storage, workers)
         if args.max_mmacs is not None and args.worker_index is None:
             # Not in the processes --workers starts: their parent checked the same command.
             _check_some_architecture_fits(space, data, device, args.max_mmacs)
@@ -118,13 +124,13 @@ class RunSettings:
             sampler=args.sampler,
             objectives=OBJECTIVES[args.objectives],
             trials=args.trials,
-            workers=args.workers,
+            workers=workers,
             budget=budget,
             device=device,
             seed=args.seed,
             max_mmacs=args.max_mmacs,
             heartbeat_s=heartbeat or None,
-            prune=not args.no_prune,
+            pruner="none" if args.no_prune else args.pruner,
             landmarks=not args.no_landmarks,
             arguments=tuple(arguments),
             worker_index=args.worker_index,
@@ -183,6 +189,31 @@ class RunSettings:
             if (params := space.params_for(arch)) is not None
         ]
         return reachable[: self.trials]
+
+
+def _worker_count(option: str | int, device: str, storage_url: str, trials: int) -> int:
+    """The worker processes --workers asks for: a whole number, or "auto".
+
+    "auto" is one single-threaded worker per core this process may run on (fewer where the
+    free memory or the trials would not keep them busy), as two 1-thread processes train about
+    1.3x faster than one process of 2 threads (bench/results/default_run_cpu.md); one on a
+    GPU, where sharing it pays only for some networks (bench/gpu_search.py measures it), and
+    with an in-memory database, which workers cannot share.
+
+    Raises:
+        ValueError: neither "auto" nor a whole number of at least 1.
+    """
+    if str(option).strip().lower() != "auto":
+        try:
+            count = int(option)
+        except ValueError:
+            raise ValueError(f"--workers must be auto or a whole number, got {option!r}") from None
+        if count < 1:
+            raise ValueError(f"--workers must be at least 1, got {count}")
+        return count
+    if device != "cpu" or in_memory(storage_url):
+        return 1
+    return max(1, min(usable_cores(), available_memory() // WORKER_MEMORY_BYTES, trials))
 
 
 def _check_some_architecture_fits(

@@ -38,7 +38,7 @@ from nas._worker import (
     run_trials,
 )
 from nas.data import Dataset
-from nas.pruning import NO_PRUNING, DominancePruner
+from nas.pruning import make_pruner
 from nas.storage import redact
 from search_spaces import landmarks_for
 
@@ -189,7 +189,7 @@ def make_objective(settings: RunSettings, data: Dataset) -> Objective:
         device=settings.device,
         seed=settings.seed,
         objectives=settings.objectives,
-        pruner=DominancePruner() if settings.prune else NO_PRUNING,
+        pruner=make_pruner(settings.pruner),
         max_mmacs=settings.max_mmacs,
         landmark_names={str(arch): name for name, arch in landmarks_for(data.input_shape).items()},
     )
@@ -235,7 +235,10 @@ def _run_worker_processes(settings: RunSettings, progress: Progress) -> int:
             if not is_connection_error(error):
                 raise
 
+    # The count as resolved here: a worker resolving "auto" itself, once its siblings hold
+    # memory, could count fewer and take the wrong share of the cores.
     command = [sys.executable, "-m", "nas.search", *settings.arguments]
+    command += ["--workers", str(settings.workers)]
     children = [
         subprocess.Popen([*command, WORKER_INDEX_OPTION, str(i)]) for i in range(settings.workers)
     ]

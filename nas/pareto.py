@@ -77,6 +77,42 @@ def nondominated_indices(points: Sequence[Sequence[float]]) -> list[int]:
     return sorted(front)
 
 
+def front_ranks(points: Sequence[tuple[float, float]], margin: float = 0.0) -> list[int]:
+    """Non-dominated sorting of (accuracy, cost) points: each point's front, 0 for the points
+    nothing dominates, 1 for those only front 0 dominates, and so on.
+
+    With `margin` 0 dominance is the front rule above; with a margin, a point dominates another
+    only when it is at most as costly and more accurate by at least `margin`, so that accuracy
+    differences within the noise rank as ties. Points with a missing coordinate rank last.
+    """
+    finite = [
+        i for i, (acc, cost) in enumerate(points) if math.isfinite(acc) and math.isfinite(cost)
+    ]
+    ranks = [len(points)] * len(points)
+    # Cheapest first (ties most accurate first): whatever dominates a point comes before it,
+    # so one pass gives each point 1 + the highest rank of those dominating it.
+    order = sorted(finite, key=lambda i: (points[i][1], -points[i][0]))
+    for position, index in enumerate(order):
+        accuracy, cost = points[index]
+        rank = 0
+        for earlier in order[:position]:
+            other_accuracy, other_cost = points[earlier]
+            if _dominates(other_accuracy, other_cost, accuracy, cost, margin):
+                rank = max(rank, ranks[earlier] + 1)
+        ranks[index] = rank
+    return ranks
+
+
+def _dominates(
+    accuracy: float, cost: float, other_accuracy: float, other_cost: float, margin: float
+) -> bool:
+    if cost > other_cost:
+        return False
+    if margin > 0:
+        return accuracy >= other_accuracy + margin
+    return accuracy >= other_accuracy and (accuracy > other_accuracy or cost < other_cost)
+
+
 def distinct_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """The front with one index per distinct point, the lowest: cheapest (least accurate)
     first, each point strictly costlier and strictly more accurate than the one before."""

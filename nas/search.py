@@ -37,6 +37,7 @@ from nas._stops import (
     MAX_SKIPS_IN_A_ROW,
 )
 from nas._study import check_compatible, open_or_create_study
+from nas.pruning import PRUNERS
 from nas.storage import open_storage
 from search_spaces import landmarks_for
 
@@ -79,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(parser)
     parser.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="parallel worker processes on this machine (they share a GPU)",
+        default="auto",
+        help="parallel worker processes on this machine: a number, or auto (the default: one "
+        "per core on a CPU, fewer if memory is short; one on a GPU, where more share it)",
     )
     add_seed_option(parser)
     parser.add_argument(
@@ -92,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "without one for 4x as long is marked failed and retried by another worker; use the "
         "same value on every worker of a study",
     )
-    parser.add_argument("--no-prune", action="store_true", help="train every trial to the end")
+    parser.add_argument(
+        "--pruner",
+        default="rungs",
+        help=f"early stopping, one of {', '.join(PRUNERS)}: rungs ranks the trials at epoch 1 "
+        "(then 3, 9, ...) into Pareto fronts and continues the top third; dominance stops a "
+        "trial that 2 cheaper finished ones beat by 2 points; none trains all to the end "
+        "(default rungs)",
+    )
+    parser.add_argument("--no-prune", action="store_true", help="the same as --pruner none")
     parser.add_argument(
         "--no-landmarks", action="store_true", help="do not put the landmark architectures first"
     )

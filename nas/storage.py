@@ -122,6 +122,11 @@ def _memory_or_nameless(url: str) -> str | None:
     return "" if parsed.database == "" else None
 
 
+def in_memory(url: str) -> bool:
+    """Whether `url` is a SQLite database in memory, which only its own process sees."""
+    return sqlite_path(url) is None and _memory_or_nameless(url) == ":memory:"
+
+
 def check_search_url(url: str, workers: int = 1) -> None:
     """Refuse, before anything exists, a storage URL that a search cannot write through.
 

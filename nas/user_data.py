@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from nas._image_files import UserDatasetError
+from nas._machine import available_memory
 from nas._user_sources import (
     DEFAULT_MAX_SIDE,
     DatasetShape,
@@ -90,13 +91,7 @@ def memory_budget_bytes(device: str = "cpu") -> int:
     if device_kind(device) == "cuda":
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return free // 2
-    try:
-        with open("/proc/meminfo") as meminfo:
-            kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable"))
-        available = kib * 1024
-    except (OSError, ValueError, StopIteration, IndexError):
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return available // 2
+    return available_memory() // 2
 
 
 def describe_user_dataset(

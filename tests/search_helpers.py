@@ -23,10 +23,25 @@ TRIAL_ATTRS = set(COUNTED_TRIAL_KEYS)
 
 
 def search_command(storage: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "nas.search", "--storage", storage, *TINY, *args]
+    # One worker unless a test says otherwise (a later --workers wins): the default, auto,
+    # would depend on the cores the test runner leaves each test.
+    return [
+        sys.executable,
+        "-m",
+        "nas.search",
+        "--storage",
+        storage,
+        *TINY,
+        "--workers",
+        "1",
+        *args,
+    ]
 
 
-def run_search(storage: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_search(
+    storage: str, *args: str, timeout: float = 900, cores: set[int] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the search command to its end; on `cores` only, where given."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NAS_NO_DOWNLOAD": "1"}
     return subprocess.run(
         search_command(storage, *args),
@@ -35,6 +50,7 @@ def run_search(storage: str, *args: str, timeout: float = 900) -> subprocess.Com
         timeout=timeout,
         env=env,
         cwd=Path(__file__).parent.parent,
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
 
 

@@ -163,3 +163,14 @@ def test_report_and_dashboard_show_the_same_front_with_duplicates():
     printed = float(summary(study, "sqlite:///x.db", 1.0).split("hypervolume ")[1].split()[0])
     assert printed == pytest.approx(hypervolume_series(frame)["hypervolume"].iloc[-1], abs=1e-4)
     assert pick_trial(study, "knee").number == 1  # the original, not its duplicate 4
+
+
+def test_front_ranks_peel_the_fronts_and_a_margin_makes_noise_a_tie():
+    from nas.pareto import front_ranks
+
+    points = [(0.8, 10), (0.9, 20), (0.7, 20), (0.85, 5), (0.85, 5), (math.nan, 1)]
+    # (0.85, 5) twice: equal points do not dominate each other, both on front 0.
+    assert front_ranks(points) == [1, 0, 2, 0, 0, len(points)]
+    front = [i for i, rank in enumerate(front_ranks(points)) if rank == 0]
+    assert front == sorted(pareto_indices(points))  # front 0 is the front rule's front
+    assert front_ranks([(0.8, 10), (0.805, 20), (0.7, 20)], margin=0.01) == [0, 0, 1]

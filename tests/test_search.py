@@ -214,11 +214,16 @@ def test_dry_run_and_list_spaces_touch_nothing(tmp_path):
     assert not path.exists()
 
 
-def test_two_workers_share_one_sqlite_study(tmp_path):
+def test_auto_workers_one_per_core_share_one_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    result = run_search(storage, "--trials", "10", "--workers", "2")
+    # Two cores (where the machine has them), whatever the test runner left this test.
+    cores = set(sorted(range(os.cpu_count() or 1))[:2])
+    result = run_search(storage, "--trials", "10", "--workers", "auto", cores=cores)
     assert result.returncode == 0, result.stderr
+    assert f"{len(cores)} worker(s)" in result.stderr
     trials = load(storage).trials
+    trained_by = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
+    assert len(trained_by) == len(cores)
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(counted) == 10
     assert "database is locked" not in result.stderr

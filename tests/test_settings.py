@@ -52,7 +52,7 @@ def test_defaults_resolve_to_the_documented_run():
     assert run.storage_url == DEFAULT_STORAGE
     assert run.objectives == ("val_acc", "macs") and run.directions == ["maximize", "minimize"]
     assert run.heartbeat_s == DEFAULT_HEARTBEAT_S
-    assert run.prune and run.landmarks and run.worker_index is None
+    assert run.pruner == "rungs" and run.landmarks and run.worker_index is None
     assert run.device == "cpu" and run.budget == Budget(3, 10_000)
 
 
@@ -89,7 +89,7 @@ def test_every_option_lands_in_its_field():
     assert run.directions == ["maximize", "minimize", "minimize"]
     assert (run.sampler, run.seed, run.workers, run.trials) == ("tpe", 7, 2, 12)
     assert run.heartbeat_s is None  # 0 turns heartbeats off
-    assert not run.prune and not run.landmarks and run.max_mmacs == 1.5
+    assert run.pruner == "none" and not run.landmarks and run.max_mmacs == 1.5  # --no-prune
     assert run.landmark_trials((1, 8, 8)) == []
 
 
@@ -102,8 +102,11 @@ def test_settings_are_frozen():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, got -1"),
-        (["--seed", str(2**32)], "from 0 to 4294967295"),
+        (
+            ["--seed", "-1", "--workers", "1"],
+            "--seed must be a whole number from 0 to 4294967295, got -1",
+        ),
+        (["--seed", str(2**32), "--workers", "1"], "from 0 to 4294967295"),
         # Worker i samples with seed + i: the last worker's seed must still be valid.
         (["--seed", str(2**32 - 1), "--workers", "2"], "from 0 to 4294967294"),
         (["--max-mmacs", "nan"], "--max-mmacs must be a finite positive number, got nan"),
@@ -121,6 +124,7 @@ def test_settings_are_frozen():
         ),
         (["--epochs", "0"], "epochs >= 1"),
         (["--workers", "0"], "--workers must be at least 1"),
+        (["--pruner", "asha"], "unknown pruner 'asha': choose from rungs, dominance, none"),
         (["--dataset", "mnist"], "choose from fashion_mnist, cifar10, digits"),
         (["--space", "nope"], "inception_to_xception"),
         (["--device", "tpu"], "unknown device"),
@@ -206,3 +210,44 @@ def test_resume_notes_name_what_changed():
     # Studies stored before the batch was recorded trained at the old fixed batch.
     (old,) = resume_notes("s", {"budget": "3x10000"}, wanted)
     assert f"batch {BATCH_SIZE_BEFORE_MIN_STEPS}" in old
+
+
+@pytest.mark.parametrize(
+    "cores, free_gib, trials, storage, expected",
+    [
+        (6, 64, 200, None, 6),  # one worker per core
+        (6, 3.5, 200, None, 3),  # no more than the free memory holds
+        (6, 0.5, 200, None, 1),  # at least one, however short the memory
+        (6, 64, 4, None, 4),  # no idle worker beyond the trials
+        (6, 64, 200, "sqlite:///:memory:", 1),  # workers cannot share a database in memory
+    ],
+)
+def test_auto_workers_follow_the_cores_memory_trials_and_storage(
+    monkeypatch, tmp_path, cores, free_gib, trials, storage, expected
+):
+    monkeypatch.setattr("nas._settings.usable_cores", lambda: cores)
+    monkeypatch.setattr("nas._settings.available_memory", lambda: int(free_gib * 2**30))
+    storage = storage or f"sqlite:///{tmp_path / 'studies.db'}"
+    run = settings("--workers", "auto", "--trials", str(trials), "--storage", storage)
+    assert run.workers == expected
+
+
+def test_auto_is_the_default_and_one_worker_on_a_gpu(monkeypatch):
+    from nas._settings import _worker_count
+
+    monkeypatch.setattr("nas._settings.usable_cores", lambda: 8)
+    monkeypatch.setattr("nas._settings.available_memory", lambda: 64 * 2**30)
+    assert settings().workers == 8
+    assert _worker_count("auto", "cuda", DEFAULT_STORAGE, 200) == 1
+    assert _worker_count("AUTO", "cpu", DEFAULT_STORAGE, 200) == 8
+    assert _worker_count("3", "cuda", DEFAULT_STORAGE, 200) == 3
+
+
+def test_the_pruner_is_named_and_no_prune_means_none():
+    assert settings("--pruner", "dominance").pruner == "dominance"
+    assert settings("--pruner", "dominance", "--no-prune").pruner == "none"
+
+
+def test_a_worker_count_that_is_no_number_is_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"--workers must be auto or a whole number, got 'two'"):
+        settings("--workers", "two")

@@ -1,0 +1,254 @@
+"""Our search against a plain Optuna script, for the same wall time on the same machine.
+
+For each seed, runs the default `python -m nas.search` (its default workers, pruner, sampler,
+duplicate reuse and landmarks) and `bench/plain_optuna.py` (the same space, data, budget and
+recipe, as Optuna's multi-objective tutorial writes a search) for --minutes each, one after
+the other, never side by side, each stopped as Ctrl-C would. Each finished run is appended to
+--runs at once, so a rerun resumes. Reports the trials per hour and the hypervolume of the
+complete trials at each checkpoint, counted from each process's start (set-up included).
+
+    python bench/vs_optuna.py [--minutes 20] [--seeds 2] [--checkpoints 5 10 20]
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import optuna  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from bench._machine import (  # noqa: E402
+    RESULTS,
+    bench_parser,
+    invocation,
+    machine,
+    ran_on,
+    write_results,  # noqa: E402
+)
+from bench._search_args import search_command  # noqa: E402
+from nas.pareto import hypervolume  # noqa: E402
+from nas.record import counts_toward_target, trial_accuracy, trial_macs  # noqa: E402
+
+SPACE = "inception_to_xception"
+# Our search with its defaults, with the defaults it had before (one process, the dominance
+# pruner), and the plain script.
+OURS = {"ours": {"workers": None}, "ours_earlier": {"workers": 1, "pruner": "dominance"}}
+TOOLS = (*OURS, "plain_optuna")
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--minutes", type=float, default=20.0, help="wall time of each run")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    parser.add_argument("--checkpoints", type=float, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--runs", default=str(RESULTS / "vs_optuna_runs.jsonl"))
+    parser.add_argument("--work", default="/tmp/vs_optuna", help="folder for the studies")
+    parser.add_argument("--name", default="vs_optuna", help="results file name")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    runs_file = Path(args.runs)
+    done = _read_runs(runs_file, args)
+    for seed in range(args.seeds):
+        for tool in args.tools:
+            if (tool, seed) in done:
+                continue
+            print(f"{tool} seed {seed}: {args.minutes:g} min", file=sys.stderr, flush=True)
+            run = _run(tool, seed, args, work)
+            with runs_file.open("a") as log:
+                log.write(json.dumps(run) + "\n")
+            done[(tool, seed)] = run
+    runs = [
+        done[key]
+        for seed in range(args.seeds)
+        for tool in args.tools
+        if (key := (tool, seed)) in done
+    ]
+    result = {
+        "benchmark": invocation(__file__),
+        "machine": machine(),
+        "minutes": args.minutes,
+        "dataset": args.dataset,
+        "checkpoints_min": args.checkpoints,
+        "runs": runs,
+        "summary": _summary(runs, args.checkpoints),
+    }
+    write_results(args.name, result, markdown(result), out=args.out)
+
+
+def _read_runs(path: Path, args) -> dict:
+    """The finished runs of the same settings in --runs, by (tool, seed)."""
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            run = json.loads(line)
+            if run["minutes"] == args.minutes and run["dataset"] == args.dataset:
+                done[(run["tool"], run["seed"])] = run
+    return done
+
+
+def _run(tool: str, seed: int, args, work: Path) -> dict:
+    storage = f"sqlite:///{work}/{tool}-{seed}-{args.minutes:g}min.db"
+    Path(storage.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    study_name = f"{tool}-{seed}"
+    if tool in OURS:
+        command = search_command(
+            space=SPACE,
+            dataset=args.dataset,
+            trials=100_000,
+            storage=storage,
+            study=study_name,
+            seed=seed,
+            **OURS[tool],
+        )
+    else:
+        plain = str(Path(__file__).parent / "plain_optuna.py")
+        command = [sys.executable, plain, "--storage", storage, "--study", study_name]
+        command += ["--seed", str(seed), "--dataset", args.dataset]
+    # A file, not a pipe: a full pipe would stall the run that writes to it.
+    output = work / f"{tool}-{seed}.log"
+    start_wall = time.time()
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_hear_ctrl_c
+        )
+        try:
+            process.wait(timeout=args.minutes * 60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)  # as Ctrl-C: both stop their running trials
+            process.wait(timeout=300)
+    if process.returncode not in (0, 130):
+        raise SystemExit(f"{tool} exited with {process.returncode}: see {output}")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    return {
+        "tool": tool,
+        "seed": seed,
+        "minutes": args.minutes,
+        "dataset": args.dataset,
+        **_measure(study, start_wall, args),
+    }
+
+
+def _hear_ctrl_c() -> None:
+    # A benchmark started in the background inherits an ignored SIGINT; the runs must hear it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _measure(study: optuna.Study, start_wall: float, args) -> dict:
+    """Trials finished and hypervolume of the complete ones by each checkpoint."""
+    trials = [t for t in study.trials if t.datetime_complete is not None]
+
+    def minutes_in(trial) -> float:
+        return (trial.datetime_complete.timestamp() - start_wall) / 60
+
+    finished = [t for t in trials if counts_toward_target(t)]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    by_checkpoint = {}
+    for checkpoint in args.checkpoints:
+        points = [
+            (trial_accuracy(t), trial_macs(t)) for t in complete if minutes_in(t) <= checkpoint
+        ]
+        by_checkpoint[f"{checkpoint:g}"] = {
+            "finished": sum(minutes_in(t) <= checkpoint for t in finished),
+            "complete": len(points),
+            "hypervolume": round(hypervolume(points), 4),
+        }
+    return {
+        "finished": len(finished),
+        "complete": len(complete),
+        "trials_per_hour": round(len(finished) / args.minutes * 60, 1),
+        "checkpoints": by_checkpoint,
+    }
+
+
+def _summary(runs: list[dict], checkpoints: list[float]) -> dict:
+    """Per tool: median trials per hour and, per checkpoint, the hypervolume of each seed."""
+    summary = {}
+    for tool in sorted({r["tool"] for r in runs}, key=TOOLS.index):
+        mine = [r for r in runs if r["tool"] == tool]
+        summary[tool] = {
+            "trials_per_hour_median": statistics.median(r["trials_per_hour"] for r in mine),
+            "hypervolume": {
+                f"{c:g}": [r["checkpoints"][f"{c:g}"]["hypervolume"] for r in mine]
+                for c in checkpoints
+            },
+        }
+    return summary
+
+
+def _verdict(ours: list[float], plain: list[float]) -> str:
+    """Higher only when every seed of ours beats every seed of the other, over 2 seeds or more."""
+    if min(len(ours), len(plain)) < 2:
+        side = "ahead" if ours[0] > plain[0] else "behind" if ours[0] < plain[0] else "level"
+        return f"{side} on one seed, which is not a finding"
+    if min(ours) > max(plain):
+        return "higher"
+    if max(ours) < min(plain):
+        return "lower"
+    return "not distinguishable (the seeds' ranges overlap)"
+
+
+def markdown(r: dict) -> list[str]:
+    summary, seeds = r["summary"], sorted({run["seed"] for run in r["runs"]})
+    lines = [
+        "# Our search against a plain Optuna script, same wall time",
+        "",
+        f"{ran_on(r['benchmark'], r['machine'])}. {r['minutes']:g} minutes per run on "
+        f"{r['dataset']}, seeds {', '.join(map(str, seeds))}, one run after the other. Ours: "
+        "the default `python -m nas.search` (workers auto, rung pruner, NSGA-II, duplicate "
+        "reuse, landmarks first); ours_earlier: the same with its earlier defaults "
+        "(`--workers 1 --pruner dominance`); plain: `bench/plain_optuna.py` (the same space, "
+        "budget and recipe in a DataLoader loop, NSGA-II defaults, nothing else). Hypervolume "
+        "of the complete trials, counted from each process's start.",
+        "",
+        "| tool | seed | finished trials | complete | trials per hour | "
+        + " | ".join(f"HV at {c:g} min" for c in r["checkpoints_min"])
+        + " |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(r["checkpoints_min"]),
+    ]
+    for run in r["runs"]:
+        cells = [
+            f"{run['checkpoints'][f'{c:g}']['hypervolume']:.4f}" for c in r["checkpoints_min"]
+        ]
+        lines.append(
+            f"| {run['tool']} | {run['seed']} | {run['finished']} | {run['complete']} | "
+            f"{run['trials_per_hour']:.0f} | " + " | ".join(cells) + " |"
+        )
+    ours = summary.get("ours")
+    for other in ("plain_optuna", "ours_earlier"):
+        theirs = summary.get(other)
+        if ours is None or theirs is None:
+            continue
+        ratio = ours["trials_per_hour_median"] / theirs["trials_per_hour_median"]
+        lines += [
+            "",
+            f"**ours against {other}**: median trials per hour "
+            f"{ours['trials_per_hour_median']:.0f} against "
+            f"{theirs['trials_per_hour_median']:.0f}, **{ratio:.2f}x** (ours counts the "
+            "trials its pruner stopped, each trained up to a rung).",
+            "",
+        ]
+        for c in r["checkpoints_min"]:
+            key = f"{c:g}"
+            mine, other_hv = ours["hypervolume"][key], theirs["hypervolume"][key]
+            lines.append(
+                f"- hypervolume at {key} min: {', '.join(f'{v:.4f}' for v in mine)} against "
+                f"{', '.join(f'{v:.4f}' for v in other_hv)}: {_verdict(mine, other_hv)}"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    main()
