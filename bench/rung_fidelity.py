@@ -136,8 +136,8 @@ def markdown(r: dict) -> list[str]:
     ]
     for name, k in r["kept"].items():
         lines.append(
-            f"| {name} | {k['continue']} | {k['front_kept']} | {k['hv_share']:.4f} | "
-            f"{k['random_hv_share_median']:.4f} |"
+            f"| {name} | {k['continue']} | {k['front_kept']} ({k['random_front_kept']:g}) | "
+            f"{k['hv_share']:.4f} ({k['random_hv_share_median']:.4f}) |"
         )
     return lines
 

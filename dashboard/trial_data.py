@@ -101,6 +101,7 @@ def trial_details(info: StudyInfo, trial: FrozenTrial) -> TrialDetails:
         ("landmark", "landmark", str),
         ("duplicate_of", "duplicate of trial", str),
         ("pruned_at_epoch", "pruned at epoch", str),
+        ("pruned_by", "pruned because", str),
         ("constraint", "skipped by constraint", str),
         ("failure", "failure", str),
         ("train_seconds", "training time", lambda v: f"{v:.1f} s"),

@@ -147,7 +147,11 @@ class Objective:
             # A rung is read when the trial reaches it: the trials that reached it meanwhile,
             # in any worker on any machine, are in the storage with their curves.
             now = _peers(_others_live(trial)) if self.pruner.reads_running else peers
-            return self.pruner.should_prune(epoch, accuracy, cost.macs, now, total_epochs)
+            decision = (epoch, accuracy, cost.macs, now, total_epochs)
+            if not self.pruner.should_prune(*decision):
+                return False
+            store(trial.set_user_attr, pruned_by=self.pruner.explain(*decision))
+            return True
 
         train_start = time.perf_counter()
         result = train(
@@ -186,6 +190,7 @@ class Objective:
             train_loss_curve=original.train_loss_curve,
             latency_ms=original.latency_ms,
             pruned_at_epoch=original.pruned_at_epoch,
+            pruned_by=original.pruned_by,
             train_seconds=0.0,
         )
         if previous.state == TrialState.PRUNED:
@@ -225,7 +230,7 @@ def _others_live(trial: optuna.Trial) -> list:
 
 
 def _peers(finished) -> list[PeerCurve]:
-    """The finished trials the pruning rule compares against (duplicates would count twice)."""
+    """The trials the pruner compares against, as (MACs, curve); duplicates would count twice."""
     peers = []
     for other in finished:
         curve, macs = read_attr(other, "val_acc_curve"), read_attr(other, "macs")

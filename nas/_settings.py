@@ -44,8 +44,8 @@ MAX_HEARTBEAT_S = 3600
 WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started worker its index
 # NumPy, under Optuna's samplers, takes seeds below 2**32; worker i samples with seed + i.
 SEED_LIMIT = 2**32
-# What one CPU worker may need at its peak: torch, the dataset and the largest network of the
-# default space training (measured 0.58 GB; docs/search.md), with room to spare.
+# What one CPU worker may need at its peak: torch, the dataset and a network training (0.58 GB
+# resident at most over the landmarks on Fashion-MNIST), with room to spare.
 WORKER_MEMORY_BYTES = 1 << 30
 
 
@@ -195,8 +195,8 @@ def _worker_count(option: str | int, device: str, storage_url: str, trials: int)
     """The worker processes --workers asks for: a whole number, or "auto".
 
     "auto" is one single-threaded worker per core this process may run on (fewer where the
-    free memory or the trials would not keep them busy), as two 1-thread processes train about
-    1.3x faster than one process of 2 threads (bench/results/default_run_cpu.md); one on a
+    free memory or the trials would not keep them busy), as two 1-thread processes ran 1.27x the
+    trials of one process of 2 threads (bench/results/scale_fashion_mnist.md); one on a
     GPU, where sharing it pays only for some networks (bench/gpu_search.py measures it), and
     with an in-memory database, which workers cannot share.
 

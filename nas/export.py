@@ -99,7 +99,7 @@ def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
         record = TrialRecord.from_trial(trial)
         reason = record.failure or record.constraint or ""
         if record.pruned_at_epoch is not None:
-            reason = f"stopped after epoch {record.pruned_at_epoch}"
+            reason = record.pruned_by or f"stopped after epoch {record.pruned_at_epoch}"
         raise ValueError(
             f"trial {number} of study {study.study_name!r} {_STATE_WORDS[trial.state]}"
             + (f" ({str(reason)[:200]})" if reason else "")

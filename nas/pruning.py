@@ -66,7 +66,7 @@ class DominancePruner:
         total_epochs: int,
     ) -> bool:
         """Whether to stop a trial of cost `macs` at `accuracy` after `epoch` (counted from 1)."""
-        if epoch < self.min_epoch or epoch >= total_epochs:
+        if not self.decides_at(epoch, total_epochs):
             return False
         dominators = 0
         for peer in peers:
@@ -76,6 +76,13 @@ class DominancePruner:
                     if dominators >= self.min_dominators:
                         return True
         return False
+
+    def explain(self, epoch: int, *_decision) -> str:
+        """Why `should_prune` stopped a trial after `epoch`, in words a trial page shows."""
+        return (
+            f"dominance: at least {self.min_dominators} finished trials of no more MACs were "
+            f"{self.margin:g} or more ahead after epoch {epoch}"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,22 @@ class RungPruner:
             return False
         ahead, continuing = ranking
         return ahead >= continuing
+
+    def explain(
+        self,
+        epoch: int,
+        accuracy: float,
+        macs: int,
+        peers: Sequence[PeerCurve],
+        total_epochs: int,
+    ) -> str:
+        """Why `should_prune` stopped a trial at this rung, in words a trial page shows."""
+        ahead, continuing = self.ranking(epoch, accuracy, macs, peers, total_epochs)
+        reached = 1 + sum(len(peer.curve) >= epoch for peer in peers)
+        return (
+            f"rungs: after epoch {epoch}, {ahead} of the {reached} trials there ranked in "
+            f"better fronts, and only {continuing} may continue"
+        )
 
     def ranking(
         self,

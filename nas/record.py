@@ -45,6 +45,7 @@ class TrialRecord:
     eval_seconds: float | None = None
     failure: str | None = None  # why the trial failed (or was interrupted)
     pruned_at_epoch: int | None = None  # the last epoch trained before early stopping
+    pruned_by: str | None = None  # why the pruner stopped it (its rule and the numbers)
     duplicate_of: int | None = None  # the trial whose result this one reused
     # Written by the worker loop.
     worker: str | None = None  # host:pid of the process that ran it
@@ -173,7 +174,7 @@ def finite(value) -> float | None:
 # hold anything; a reader returns None for what its field cannot hold.
 _READERS = {
     **dict.fromkeys(("arch", "budget", "device", "landmark", "constraint"), _text),
-    **dict.fromkeys(("failure", "worker"), _text),
+    **dict.fromkeys(("failure", "worker", "pruned_by"), _text),
     **dict.fromkeys(("macs", "params", "pruned_at_epoch", "duplicate_of", "retry_of"), _integer),
     **dict.fromkeys(("decoupling", "latency_ms", "train_seconds", "eval_seconds"), finite),
     **dict.fromkeys(("val_acc_curve", "train_loss_curve"), _curve),

@@ -24,6 +24,10 @@ def test_pruner_needs_several_cheaper_peers_ahead_by_the_margin():
     assert not pruner.should_prune(1, 0.70, macs=95, peers=peers, total_epochs=3)
     # Never at the last epoch (the trial is done anyway).
     assert not pruner.should_prune(3, 0.10, macs=150, peers=peers, total_epochs=3)
+    assert pruner.explain(1) == (
+        "dominance: at least 2 finished trials of no more MACs were 0.02 or more ahead after "
+        "epoch 1"
+    )
 
 
 def test_pruner_compares_the_same_epoch():
@@ -130,10 +134,15 @@ def test_the_rung_is_read_from_the_storage_with_other_workers_running_trials(
         assert trial.state == TrialState.PRUNED
         assert trial.user_attrs["pruned_at_epoch"] == 1
         assert trial.user_attrs["val_acc_curve"] == [0.5]
+        assert trial.user_attrs["pruned_by"] == (
+            "rungs: after epoch 1, 2 of the 3 trials there ranked in better fronts, "
+            "and only 1 may continue"
+        )
     else:
         # Alone at the rung, it trains to the end.
         assert trial.state == TrialState.COMPLETE
         assert trial.user_attrs["val_acc_curve"] == [0.5, 0.6, 0.7]
+        assert "pruned_by" not in trial.user_attrs
 
 
 def test_a_landmark_trains_to_the_end_whatever_its_rung(monkeypatch, tmp_path):

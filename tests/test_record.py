@@ -28,7 +28,8 @@ from nas.record import (
 STORED_KEYS = {
     "arch", "macs", "params", "decoupling", "budget", "device", "landmark", "constraint",
     "latency_ms", "val_acc_curve", "train_loss_curve", "train_seconds", "eval_seconds",
-    "failure", "pruned_at_epoch", "duplicate_of", "worker", "retry_of", "retry_history",
+    "failure", "pruned_at_epoch", "pruned_by", "duplicate_of", "worker", "retry_of",
+    "retry_history",
 }  # fmt: skip
 
 FULL = TrialRecord(
@@ -47,6 +48,7 @@ FULL = TrialRecord(
     eval_seconds=0.25,
     failure="error: boom",
     pruned_at_epoch=2,
+    pruned_by="rungs: after epoch 2, 5 of the 9 trials there ranked in better fronts",
     duplicate_of=3,
     worker="host:42",
     retry_of=1,
