@@ -147,10 +147,10 @@ class Objective:
             # A rung is read when the trial reaches it: the trials that reached it meanwhile,
             # in any worker on any machine, are in the storage with their curves.
             now = _peers(_others_live(trial)) if self.pruner.reads_running else peers
-            decision = (epoch, accuracy, cost.macs, now, total_epochs)
-            if not self.pruner.should_prune(*decision):
+            reason = self.pruner.stop_reason(epoch, accuracy, cost.macs, now, total_epochs)
+            if reason is None:
                 return False
-            store(trial.set_user_attr, pruned_by=self.pruner.explain(*decision))
+            store(trial.set_user_attr, pruned_by=reason)
             return True
 
         train_start = time.perf_counter()

@@ -34,6 +34,11 @@ class PeerCurve:
     curve: tuple[float, ...]
 
 
+def _should_prune(self, *decision, **named) -> bool:
+    """Whether the pruner stops the trial: `stop_reason` of the same arguments gives a reason."""
+    return self.stop_reason(*decision, **named) is not None
+
+
 @dataclass(frozen=True)
 class DominancePruner:
     """The rule, with its two knobs.
@@ -51,38 +56,31 @@ class DominancePruner:
     min_epoch: int = 1
     # Compares with the trials finished when the trial started (running ones are not read).
     reads_running: bool = False
-    name: str = "dominance"
 
     def decides_at(self, epoch: int, total_epochs: int) -> bool:
         """Whether `should_prune` can stop a trial after `epoch`."""
         return self.min_epoch <= epoch < total_epochs
 
-    def should_prune(
-        self,
-        epoch: int,
-        accuracy: float,
-        macs: int,
-        peers: Sequence[PeerCurve],
-        total_epochs: int,
-    ) -> bool:
-        """Whether to stop a trial of cost `macs` at `accuracy` after `epoch` (counted from 1)."""
+    def stop_reason(
+        self, epoch: int, accuracy: float, macs: int, peers: Sequence[PeerCurve], total_epochs: int
+    ) -> str | None:
+        """Why to stop a trial of cost `macs` at `accuracy` after `epoch` (counted from 1), in
+        words a trial page shows; None to let it continue."""
         if not self.decides_at(epoch, total_epochs):
-            return False
+            return None
         dominators = 0
         for peer in peers:
             if peer.macs <= macs and len(peer.curve) >= epoch:
                 if peer.curve[epoch - 1] >= accuracy + self.margin:
                     dominators += 1
                     if dominators >= self.min_dominators:
-                        return True
-        return False
+                        return (
+                            f"dominance: at least {self.min_dominators} finished trials of no "
+                            f"more MACs were {self.margin:g} or more ahead after epoch {epoch}"
+                        )
+        return None
 
-    def explain(self, epoch: int, *_decision) -> str:
-        """Why `should_prune` stopped a trial after `epoch`, in words a trial page shows."""
-        return (
-            f"dominance: at least {self.min_dominators} finished trials of no more MACs were "
-            f"{self.margin:g} or more ahead after epoch {epoch}"
-        )
+    should_prune = _should_prune
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,6 @@ class RungPruner:
     min_epoch: int = 1
     # Compares with every trial that reached the rung, running ones included.
     reads_running: bool = True
-    name: str = "rungs"
 
     def rungs(self, total_epochs: int) -> tuple[int, ...]:
         """The epochs where trials of `total_epochs` epochs are ranked."""
@@ -114,36 +111,22 @@ class RungPruner:
     def decides_at(self, epoch: int, total_epochs: int) -> bool:
         return epoch in self.rungs(total_epochs)
 
-    def should_prune(
-        self,
-        epoch: int,
-        accuracy: float,
-        macs: int,
-        peers: Sequence[PeerCurve],
-        total_epochs: int,
-    ) -> bool:
-        """Whether a trial of cost `macs` at `accuracy` after `epoch` stops at this rung."""
+    def stop_reason(
+        self, epoch: int, accuracy: float, macs: int, peers: Sequence[PeerCurve], total_epochs: int
+    ) -> str | None:
+        """Why a trial of cost `macs` at `accuracy` after `epoch` stops at this rung, in words a
+        trial page shows; None to let it continue."""
         ranking = self.ranking(epoch, accuracy, macs, peers, total_epochs)
-        if ranking is None:
-            return False
+        if ranking is None or ranking[0] < ranking[1]:
+            return None
         ahead, continuing = ranking
-        return ahead >= continuing
-
-    def explain(
-        self,
-        epoch: int,
-        accuracy: float,
-        macs: int,
-        peers: Sequence[PeerCurve],
-        total_epochs: int,
-    ) -> str:
-        """Why `should_prune` stopped a trial at this rung, in words a trial page shows."""
-        ahead, continuing = self.ranking(epoch, accuracy, macs, peers, total_epochs)
         reached = 1 + sum(len(peer.curve) >= epoch for peer in peers)
         return (
             f"rungs: after epoch {epoch}, {ahead} of the {reached} trials there ranked in "
             f"better fronts, and only {continuing} may continue"
         )
+
+    should_prune = _should_prune
 
     def ranking(
         self,
@@ -165,7 +148,7 @@ class RungPruner:
 
 
 PRUNERS = ("rungs", "dominance", "none")
-NO_PRUNING = DominancePruner(min_dominators=10**9, name="none")
+NO_PRUNING = DominancePruner(min_dominators=10**9)
 
 
 def make_pruner(name: str) -> DominancePruner | RungPruner:

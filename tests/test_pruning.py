@@ -24,7 +24,7 @@ def test_pruner_needs_several_cheaper_peers_ahead_by_the_margin():
     assert not pruner.should_prune(1, 0.70, macs=95, peers=peers, total_epochs=3)
     # Never at the last epoch (the trial is done anyway).
     assert not pruner.should_prune(3, 0.10, macs=150, peers=peers, total_epochs=3)
-    assert pruner.explain(1) == (
+    assert pruner.stop_reason(1, 0.70, 150, peers, 3) == (
         "dominance: at least 2 finished trials of no more MACs were 0.02 or more ahead after "
         "epoch 1"
     )
