@@ -44,6 +44,7 @@ PROVENANCE_LABELS = {
     "study": "study",
     "trial": "trial",
     "pick": "picked as",
+    "picked_on": "picked on",
     "landmark": "landmark",
     "dataset": "dataset",
     "val_acc": "validation accuracy",
@@ -384,8 +385,8 @@ def _docstring(arch, input_shape, num_classes, cost, provenance, normalization) 
         "decoupling": f"{decoupling_degree(arch):.3f} (0 normal conv .. 1 depthwise separable)",
         "exported": f"{_shown(date)} by nas-spectrum {_shown(version)} (python -m nas.export)",
     }
-    order = ["study", "trial", "pick", "landmark", "dataset", "input", "val_acc", "budget", "MACs"]
-    order += ["params", "decoupling", "test_acc", "weights", "command"]
+    order = ["study", "trial", "pick", "picked_on", "landmark", "dataset", "input", "val_acc"]
+    order += ["budget", "MACs", "params", "decoupling", "test_acc", "weights", "command"]
     order += [key for key in provenance if key not in order and key not in computed]
     order.append("exported")
     lines = [

@@ -85,7 +85,7 @@ class EpochLines:
         left = elapsed / epoch * (self.epochs - epoch)
         print(
             f"epoch {epoch}/{self.epochs}: {self.what} {accuracy:.4f}, "
-            f"{_clock(elapsed)} elapsed, ETA {_clock(left)}",
+            f"{clock_text(elapsed)} elapsed, ETA {clock_text(left)}",
             file=self.stream,
             flush=True,
         )
@@ -178,7 +178,7 @@ class Progress:
         """The plain progress line: done/total, elapsed, ETA, front, HV, best accuracy."""
         s = self.read() if snapshot is None else snapshot
         return (
-            f"[{s.done}/{s.target}] {_clock(time.monotonic() - self.start)} eta {_eta(s)} | "
+            f"[{s.done}/{s.target}] {clock_text(time.monotonic() - self.start)} eta {_eta(s)} | "
             f"front {s.front} | HV {s.hypervolume:.4f} | best acc {s.best_accuracy:.4f} | "
             f"pruned {s.pruned} failed {s.failed}"
         )
@@ -230,7 +230,7 @@ class Progress:
         done = min(s.target, s.done + partial)
         desc = f"[{s.done}/{s.target}]"
         stats = (
-            f"{_clock(time.monotonic() - self.start)}<{_eta(s)} | front {s.front} "
+            f"{clock_text(time.monotonic() - self.start)}<{_eta(s)} | front {s.front} "
             f"HV {s.hypervolume:.3f} best {s.best_accuracy:.3f} | {self._running_text(s.running)}"
         )
         if self.bar is None:
@@ -293,14 +293,14 @@ def _columns(stream) -> int:
 
 
 def _eta(snapshot: Snapshot) -> str:
-    return "?" if snapshot.eta_s is None else _clock(snapshot.eta_s)
+    return "?" if snapshot.eta_s is None else clock_text(snapshot.eta_s)
 
 
 def _or(value, default):
     return default if value is None else value
 
 
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
@@ -363,7 +363,7 @@ def summary(study: optuna.Study, storage_url: str, elapsed_s: float) -> str:
         [
             "",
             f"study {study.study_name!r}: {counts or 'no trials'}",
-            f"wall {_clock(elapsed_s)}, training {_clock(train_s)}; "
+            f"wall {clock_text(elapsed_s)}, training {clock_text(train_s)}; "
             f"hypervolume {study_hypervolume(trials):.4f}",
             "Pareto front (validation accuracy against MACs = multiply-accumulates):",
             front_table(trials),

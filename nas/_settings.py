@@ -94,7 +94,7 @@ class RunSettings:
         if args.trials < 1:
             raise ValueError(f"--trials must be at least 1, got {args.trials}")
         device, budget = device_and_budget(args)
-        workers = _worker_count(args.workers, device, args.storage, args.trials)
+        workers = worker_count(args.workers, device, args.storage, args.trials)
         highest_seed = SEED_LIMIT - workers
         if not 0 <= args.seed <= highest_seed:
             raise ValueError(
@@ -191,7 +191,7 @@ class RunSettings:
         return reachable[: self.trials]
 
 
-def _worker_count(option: str | int, device: str, storage_url: str, trials: int) -> int:
+def worker_count(option: str | int, device: str, storage_url: str, trials: int) -> int:
     """The worker processes --workers asks for: a whole number, or "auto".
 
     "auto" is one single-threaded worker per core this process may run on (fewer where the

@@ -7,21 +7,29 @@ own budget and recipe and seeds seed+1 .. seed+K, and reports each one's mean wi
 interval (nas.intervals). The search's own run is left out of the mean: it is the draw the
 point was selected on, and would bias it upward.
 
+With `--final`, the same networks and seeds are then trained with the final recipe on the
+whole training split (training and validation images) and scored on the test split, the only
+place anything touches it: what the chosen network reaches, and whether the proxy's order
+holds there.
+
 Each run is stored in the study as it ends (a study attribute per run, nas.record
 .ConfirmationRun: a finished trial's attributes cannot change), so an interrupted
 confirmation resumes where it stopped, and any number of processes running the same command,
-on one machine or many, split the runs: a run is claimed before it trains, and a claim with
-no sign of life for STALE_S seconds is taken over. Two processes that claim one run at the
-same instant may both train it; they store the same seed's result.
+on one machine or many (`--workers` starts them here), split the runs: a run is claimed before
+it trains, and a claim with no sign of life for STALE_S seconds is taken over. Two processes
+that claim one run at the same instant may both train it; they store the same seed's result.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 import optuna
 
@@ -35,7 +43,7 @@ from nas._cli import (
     refusing_bad_input,
     whole_number_at_least,
 )
-from nas._report import fit_width, front_trials
+from nas._report import clock_text, eta_seconds, fit_width, front_trials
 from nas.intervals import LEVEL, MeanInterval, difference_of_values, mean_interval, verdict
 from nas.pareto import knee_index, pareto_indices
 from nas.record import (
@@ -43,15 +51,16 @@ from nas.record import (
     RUNNING,
     ConfirmationRun,
     TrialRecord,
-    confirmation_key,
     confirmation_runs,
+    run_key,
     trial_accuracy,
     trial_macs,
 )
-from nas.storage import load_study, open_storage
+from nas.storage import load_study, open_storage, redact
 
 STALE_S = 600.0  # a claimed run silent this long (no epoch ended) is taken over
 POLL_S = 5.0  # how often a process with nothing to claim looks for runs others left
+WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started process its index
 
 
 @dataclass(frozen=True)
@@ -63,35 +72,46 @@ class Target:
     macs: int
     search_acc: float  # the search's own run (one seed)
     label: str  # the landmark's name, or "knee" / "front"
+    epochs: int = 0  # of the trial's budget (0: not known)
 
     @property
     def is_landmark(self) -> bool:
         return self.label not in ("knee", "front")
 
 
-def targets(study: optuna.Study, top: int) -> list[Target]:
-    """The front's points, nearest the knee first (up to `top`), then every landmark: one
-    target per architecture, the first trial that has it."""
+def targets(study: optuna.Study, top: int, landmarks_within: float | None = None) -> list[Target]:
+    """The front's points, nearest the knee first (up to `top`), then every landmark (those
+    within `landmarks_within` times the knee's MACs either way, where given): one target per
+    architecture, the first trial that has it."""
     # A foreign or damaged trial has no network to retrain: it takes no place on the front.
     trials = [
         trial
         for trial in study.get_trials(deepcopy=False)
         if _readable(TrialRecord.from_trial(trial).arch)
     ]
+    budget = study.user_attrs.get("budget")
     front = front_trials(trials)  # cheapest first
     chosen: list[Target] = []
+    knee_macs = None
     if front:
         knee = knee_index([(trial_accuracy(t), trial_macs(t)) for t in front])
+        knee_macs = trial_macs(front[knee])
         nearest_knee = sorted(range(len(front)), key=lambda i: (abs(i - knee), i))
         for index in nearest_knee[:top]:
             trial = front[index]
             landmark = TrialRecord.from_trial(trial).landmark
-            chosen.append(_target(trial, landmark or ("knee" if index == knee else "front")))
+            label = landmark or ("knee" if index == knee else "front")
+            chosen.append(_target(trial, label, budget))
     complete = [trial for trial in trials if trial.state == optuna.trial.TrialState.COMPLETE]
     for trial in complete:
         landmark = TrialRecord.from_trial(trial).landmark
-        if landmark is not None and trial_accuracy(trial) is not None:
-            chosen.append(_target(trial, landmark))
+        if landmark is None or trial_accuracy(trial) is None:
+            continue
+        if landmarks_within is not None and knee_macs:
+            ratio = trial_macs(trial) / knee_macs
+            if not 1 / landmarks_within <= ratio <= landmarks_within:
+                continue
+        chosen.append(_target(trial, landmark, budget))
     unique: dict[str, Target] = {}
     for target in chosen:
         unique.setdefault(target.arch, target)
@@ -106,9 +126,23 @@ def _readable(arch: str | None) -> bool:
     return True
 
 
-def _target(trial, label: str) -> Target:
-    arch = TrialRecord.from_trial(trial).arch
-    return Target(trial.number, arch, int(trial_macs(trial)), trial_accuracy(trial), label)
+def _target(trial, label: str, study_budget) -> Target:
+    record = TrialRecord.from_trial(trial)
+    return Target(
+        trial.number,
+        record.arch,
+        int(trial_macs(trial)),
+        trial_accuracy(trial),
+        label,
+        _budget_epochs(record.budget or study_budget),
+    )
+
+
+def _budget_epochs(budget) -> int:
+    try:
+        return int(str(budget).lower().split("x")[0])
+    except ValueError:
+        return 0
 
 
 def seeds_of(study: optuna.Study, count: int) -> list[int]:
@@ -120,25 +154,32 @@ def seeds_of(study: optuna.Study, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Confirmed:
-    """A target and what its confirmation runs measured."""
+    """A target and what its runs of one kind (confirmations, or final runs) measured."""
 
     target: Target
     accuracies: tuple[float, ...]  # one per finished seed that did not fail
     interval: MeanInterval | None  # None before any run finished
-    on_front: bool = False  # on the front of the confirmed means
+    on_front: bool = False  # on the accuracy-MACs front of the means
+
+    @property
+    def spread(self) -> float:
+        """The sample standard deviation over the seeds (0 for one)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
 
-def confirmed(study: optuna.Study, chosen: list[Target], seeds: list[int]) -> list[Confirmed]:
-    """Each target's finished runs among `seeds`, their mean interval, and whether its mean is
-    on the confirmed front (the accuracy-MACs Pareto front of the means)."""
+def confirmed(
+    study: optuna.Study, chosen: list[Target], seeds: list[int], epochs: int | None = None
+) -> list[Confirmed]:
+    """Each target's finished runs among `seeds` (confirmations, or the final runs of
+    `epochs`), their mean interval, and whether its mean is on the front of the means."""
     runs = confirmation_runs(study.user_attrs)
     rows = []
     for target in chosen:
         accuracies = tuple(
-            run.val_acc
+            run.accuracy
             for seed in seeds
-            if (run := runs.get(confirmation_key(target.trial, seed))) is not None
-            and run.val_acc is not None
+            if (run := runs.get(run_key(target.trial, seed, epochs))) is not None
+            and run.accuracy is not None
         )
         interval = mean_interval(accuracies) if accuracies else None
         rows.append(Confirmed(target, accuracies, interval))
@@ -148,79 +189,134 @@ def confirmed(study: optuna.Study, chosen: list[Target], seeds: list[int]) -> li
     return [replace(row, on_front=i in front) for i, row in enumerate(rows)]
 
 
+def pick_accuracies(study: optuna.Study) -> tuple[dict[int, float], str] | None:
+    """What `nas.export --pick` judges trials by, where more than the search's one run is
+    stored: the mean final test accuracy of each trial with final runs (of the epochs most of
+    them trained, the longer on a tie), else each confirmed trial's mean validation accuracy
+    over its confirmation seeds; the accuracies by trial, and those words. None: neither."""
+    runs = [r for r in confirmation_runs(study.user_attrs).values() if r.accuracy is not None]
+    finals = [run for run in runs if run.epochs is not None]
+    if finals:
+        trials_at: dict[int, set[int]] = {}
+        for run in finals:
+            trials_at.setdefault(run.epochs, set()).add(run.trial)
+        epochs = max(trials_at, key=lambda e: (len(trials_at[e]), e))
+        chosen = [run for run in finals if run.epochs == epochs]
+        words = f"final test accuracy ({epochs} epochs of the final recipe)"
+    else:
+        chosen = [run for run in runs if run.epochs is None]
+        words = "confirmed validation accuracy"
+    if not chosen:
+        return None
+    by_trial: dict[int, list[float]] = {}
+    for run in chosen:
+        by_trial.setdefault(run.trial, []).append(run.accuracy)
+    seeds = sorted({len(values) for values in by_trial.values()})
+    counts = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    means = {trial: statistics.fmean(values) for trial, values in by_trial.items()}
+    return means, f"the mean {words} over {counts} seed" + "s" * (seeds != [1])
+
+
 def run_confirmation(
     study: optuna.Study,
     chosen: list[Target],
     seeds: list[int],
     train_one,
     *,
+    epochs: int | None = None,
     stale_s: float = STALE_S,
     poll_s: float = POLL_S,
     out=None,
 ) -> int:
-    """Train every (target, seed) run the study does not hold yet; the number this process
-    trained.
+    """Train every (target, seed) run the study does not hold yet (confirmations, or final
+    runs of `epochs`); the number this process trained.
 
     `train_one(target, seed, on_epoch)` trains one run and returns (curve, seconds, failure);
-    `on_epoch(curve)` is this module's heartbeat. Waits while other processes train the last
-    runs, and takes over those whose claim went silent for `stale_s`.
+    `on_epoch(curve)` is this module's heartbeat and progress line. Waits while other
+    processes train the last runs, and takes over those whose claim went silent for `stale_s`.
     """
     from nas._worker import worker_name  # it loads torch, which --help does without
 
     out = sys.stderr if out is None else out
     me = worker_name()
     jobs = [(target, seed) for target in chosen for seed in seeds]
-    trained = 0
-    start = time.monotonic()
+    durations: list[float] = []
     while True:
         runs = confirmation_runs(study.user_attrs)
         now = time.time()
         pending = [
             (target, seed)
             for target, seed in jobs
-            if (run := runs.get(confirmation_key(target.trial, seed))) is None or run.state != DONE
+            if (run := runs.get(run_key(target.trial, seed, epochs))) is None or run.state != DONE
         ]
         if not pending:
-            return trained
+            return len(durations)
         free = [
             (target, seed)
             for target, seed in pending
-            if (run := runs.get(confirmation_key(target.trial, seed))) is None
+            if (run := runs.get(run_key(target.trial, seed, epochs))) is None
             or now - run.beat > stale_s
         ]
         if not free:
             time.sleep(poll_s)  # others are on the last runs; one may die and need us
             continue
         target, seed = free[0]
-        if not _claimed(study, target, seed, me):
+        if not _claimed(study, target, seed, epochs, me):
             continue
-        done = len(jobs) - len(pending)
-        trained += 1
-        curve, seconds, failure = _train_claimed(study, target, seed, me, train_one)
-        result = "failed: " + failure if failure else f"acc {curve[-1]:.4f}"
-        elapsed = (time.monotonic() - start) / 60
+        # Other processes with live claims share what is left.
+        busy = {r.worker for r in runs.values() if r.state == RUNNING and now - r.beat <= stale_s}
+        workers = len(busy | {me})
+        line = f"[{len(jobs) - len(pending) + 1}/{len(jobs)}] trial {target.trial} "
+        line += f"({target.label}) seed {seed}"
+        what = "test acc" if epochs else "val acc"
+        started = time.monotonic()
+        progress = partial(_epoch_line, out, line, epochs or target.epochs, what, started)
+        curve, seconds, failure = _train_claimed(
+            study, target, seed, epochs, me, train_one, progress
+        )
+        durations.append(time.monotonic() - started)
+        result = "failed: " + failure if failure else f"{what} {curve[-1]:.4f}"
+        eta = eta_seconds(durations, len(pending) - 1, workers)
         print(
-            f"[{done + 1}/{len(jobs)}] trial {target.trial} ({target.label}) seed {seed}: "
-            f"{result} ({seconds:.0f} s, elapsed {elapsed:.1f} min)",
+            f"{line}: {result} ({seconds:.0f} s); {len(pending) - 1} runs left, "
+            f"ETA {clock_text(eta or 0)}",
             file=out,
             flush=True,
         )
 
 
-def _claimed(study: optuna.Study, target: Target, seed: int, me: str) -> bool:
+def _epoch_line(out, line: str, total: int, what: str, started: float, curve: list[float]):
+    """One run's progress after an epoch: its accuracy, time so far and ETA (epochs of one
+    run take alike)."""
+    elapsed, done = time.monotonic() - started, len(curve)
+    count = f"{done}/{total}" if total else str(done)
+    left = f", ETA {clock_text(elapsed / done * (total - done))}" if total else ""
+    print(
+        f"{line} epoch {count}: {what} {curve[-1]:.4f}, {clock_text(elapsed)}{left}",
+        file=out,
+        flush=True,
+    )
+
+
+def _claimed(study: optuna.Study, target: Target, seed: int, epochs, me: str) -> bool:
     """Claim the run; True when the claim read back is ours (of two racing, the later)."""
-    claim = ConfirmationRun(target.trial, seed, target.arch, RUNNING, me, time.time())
+    claim = ConfirmationRun(
+        target.trial, seed, target.arch, RUNNING, me, time.time(), epochs=epochs
+    )
     study.set_user_attr(claim.key, claim.to_attr())
     stored = confirmation_runs(study.user_attrs).get(claim.key)
     return stored is not None and stored.worker == me and stored.state == RUNNING
 
 
-def _train_claimed(study, target: Target, seed: int, me: str, train_one):
-    base = ConfirmationRun(target.trial, seed, target.arch, RUNNING, me, time.time())
+def _train_claimed(study, target: Target, seed: int, epochs, me: str, train_one, progress):
+    base = ConfirmationRun(
+        target.trial, seed, target.arch, RUNNING, me, time.time(), epochs=epochs
+    )
 
     def on_epoch(curve: list[float]) -> None:
         beat = replace(base, beat=time.time(), val_acc_curve=tuple(curve))
         study.set_user_attr(base.key, beat.to_attr())
+        progress(curve)
 
     try:
         curve, seconds, failure = train_one(target, seed, on_epoch)
@@ -250,13 +346,9 @@ def summary(rows: list[Confirmed], seeds: list[int]) -> str:
     ]
     for row in sorted(rows, key=lambda r: r.target.macs):
         target = row.target
-        if row.interval is None:
-            mean = "no run yet"
-        else:
-            mean = f"{row.interval.mean:.2%} ± {_half(row.interval)} ({row.interval.seeds})"
         lines.append(
             f"{target.label[:18]:<18} {target.trial:>5} {target.macs / 1e6:>8.2f} "
-            f"{target.search_acc:>8.2%} {mean:>18} {'yes' if row.on_front else '':>5}"
+            f"{target.search_acc:>8.2%} {_mean_text(row):>18} {'yes' if row.on_front else '':>5}"
         )
     landmarks = [r for r in rows if r.target.is_landmark and len(r.accuracies) >= 1]
     for row in rows:
@@ -270,6 +362,71 @@ def summary(rows: list[Confirmed], seeds: list[int]) -> str:
         name = f"trial {row.target.trial} ({row.target.label})"
         lines.append(fit_width(verdict(name, nearest.target.label, diff)))
     return "\n".join(lines)
+
+
+def final_summary(proxy: list[Confirmed], final: list[Confirmed], epochs: int) -> str:
+    """The final test accuracies beside the confirmed proxy means, the two rankings, and each
+    searched network against the best landmark at equal or lower MACs."""
+    seeds = max((len(row.accuracies) for row in final), default=0)
+    lines = [
+        f"final training: {epochs} epochs of the final recipe on the whole training split, "
+        f"test accuracy (mean ± sd over up to {seeds} seeds)",
+        f"{'point':<18} {'trial':>5} {'MMACs':>8} {'proxy (confirmed)':>19} {'final test':>18} "
+        f"{'rank':>9}",
+    ]
+    by_arch = {row.target.arch: row for row in proxy}
+    ranked = [row for row in final if row.interval and by_arch.get(row.target.arch, row).interval]
+    proxy_rank = _ranks([by_arch[row.target.arch].interval.mean for row in ranked])
+    final_rank = _ranks([row.interval.mean for row in ranked])
+    ranks = {row.target.arch: (p, f) for row, p, f in zip(ranked, proxy_rank, final_rank)}
+    for row in sorted(final, key=lambda r: r.target.macs):
+        target = row.target
+        test = (
+            "no run yet"
+            if row.interval is None
+            else (f"{row.interval.mean:.2%} ± {row.spread:.2%} ({row.interval.seeds})")
+        )
+        rank = ranks.get(target.arch)
+        rank_text = f"{rank[0]:>3} -> {rank[1]:<3}" if rank else ""
+        proxy_text = _mean_text(by_arch[target.arch]) if target.arch in by_arch else ""
+        lines.append(
+            f"{target.label[:18]:<18} {target.trial:>5} {target.macs / 1e6:>8.2f} "
+            f"{proxy_text:>19} {test:>18} {rank_text:>9}".rstrip()
+        )
+    if len(ranked) >= 3:
+        from scipy import stats  # as nas.intervals does; only once there is something to rank
+
+        tau = stats.kendalltau(proxy_rank, final_rank).statistic
+        lines.append(
+            f"rank = proxy -> final among these {len(ranked)} networks (1 the most accurate); "
+            f"Kendall tau {tau:.2f}"
+        )
+    landmarks = [row for row in final if row.target.is_landmark and row.accuracies]
+    for row in final:
+        if row.target.is_landmark or not row.accuracies:
+            continue
+        cheaper = [lm for lm in landmarks if lm.target.macs <= row.target.macs]
+        name = f"trial {row.target.trial} ({row.target.label})"
+        if not cheaper:
+            lines.append(f"{name}: no landmark at equal or lower MACs was trained")
+            continue
+        best = max(cheaper, key=lambda lm: lm.interval.mean)
+        diff = difference_of_values(row.accuracies, best.accuracies)
+        text = verdict(name, best.target.label, diff)
+        lines.append(fit_width(f"{text} (the best landmark at equal or lower MACs)"))
+    return "\n".join(lines)
+
+
+def _ranks(values: list[float]) -> list[int]:
+    """1 for the largest value, 2 for the next, ... (ties share the better rank)."""
+    order = sorted(values, reverse=True)
+    return [order.index(value) + 1 for value in values]
+
+
+def _mean_text(row: Confirmed) -> str:
+    if row.interval is None:
+        return "no run yet"
+    return f"{row.interval.mean:.2%} ± {_half(row.interval)} ({row.interval.seeds})"
 
 
 def _half(interval: MeanInterval) -> str:
@@ -295,38 +452,130 @@ def build_parser() -> OneLineParser:
         help="front points to confirm, the knee and its neighbours first (default 5); every "
         "landmark is confirmed besides",
     )
+    parser.add_argument(
+        "--landmarks-within",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="only the landmarks whose MACs are within RATIO times the knee's, either way "
+        "(default: every landmark)",
+    )
+    parser.add_argument(
+        "--final",
+        action="store_true",
+        help="then train the same networks and seeds with the final recipe on the whole "
+        "training split and report test accuracy",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=whole_number_at_least(1),
+        default=None,
+        help="with --final: epochs of final training (default 10 on a CPU, 30 on a GPU and "
+        "for digits)",
+    )
+    parser.add_argument(
+        "--workers",
+        default="auto",
+        help="processes on this machine splitting the runs: a number, or auto (the default: "
+        "one per core on a CPU, fewer if memory is short; one on a GPU)",
+    )
     add_study_data_options(parser)
     add_device_option(parser)
+    parser.add_argument(WORKER_INDEX_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(arguments)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return refusing_bad_input(_run, args)
+    try:
+        return refusing_bad_input(_run, args, arguments)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished runs are stored; rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, arguments: list[str]) -> int:
+    if args.epochs is not None and not args.final:
+        raise ValueError("--epochs goes with --final (final training's epochs)")
+    if args.landmarks_within is not None and not args.landmarks_within >= 1:
+        raise ValueError(f"--landmarks-within must be at least 1, got {args.landmarks_within}")
     load_study(args.storage, args.study)  # refuses a missing storage or study, read-only
     study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage))
-    chosen = targets(study, args.top)
+    chosen = targets(study, args.top, args.landmarks_within)
     if not chosen:
         raise ValueError(f"study {args.study!r} has no complete trial to confirm")
+    from nas._settings import worker_count  # loads torch, which --help does without
+    from nas.train import final_epochs, resolve_device
+
+    device = resolve_device(args.device)
+    workers = worker_count(args.workers, device, args.storage, len(chosen) * args.seeds)
+    epochs = final_epochs(device, str(study.user_attrs.get("dataset"))) if args.final else None
+    epochs = args.epochs or epochs
     seeds = seeds_of(study, args.seeds)
-    train_one = _trainer(study, chosen[0], args)
+    if args.worker_index is not None:
+        return _confirm_here(study, chosen, seeds, epochs, args, workers)
+    runs = len(chosen) * len(seeds)
+    final = f", then {runs} final runs of {epochs} epochs" if epochs else ""
     print(
-        f"confirming {len(chosen)} networks of study {args.study!r} with {len(seeds)} seeds "
-        f"each ({len(chosen) * len(seeds)} runs; those already stored are kept)",
+        f"confirming {len(chosen)} networks of study {args.study!r} in "
+        f"{redact(args.storage)} with {len(seeds)} seeds each ({runs} runs{final}; those "
+        f"already stored are kept), {workers} process(es) on {device}",
         file=sys.stderr,
         flush=True,
     )
-    run_confirmation(study, chosen, seeds, train_one)
-    print(summary(confirmed(study, chosen, seeds), seeds))
+    if workers == 1:
+        _confirm_here(study, chosen, seeds, epochs, args, workers)
+    else:
+        status = _run_processes(arguments, workers)
+        if status:
+            return status
+    proxy = confirmed(study, chosen, seeds)
+    print(summary(proxy, seeds))
+    if epochs:
+        print(final_summary(proxy, confirmed(study, chosen, seeds, epochs), epochs))
     return 0
 
 
-def _trainer(study: optuna.Study, first_target: Target, args: argparse.Namespace):
-    """train_one(target, seed, on_epoch) at the study's own budget, batch and recipe."""
+def _confirm_here(study, chosen, seeds, epochs, args, workers: int) -> int:
+    """This process's share of the runs: the confirmations, then any final runs."""
+    if args.worker_index is not None:
+        from nas._workers import pin_worker_cores
+
+        pin_worker_cores(args.worker_index, workers, pin=args.device != "cuda")
+    proxy_one, final_one = _trainers(study, chosen[0], args)
+    run_confirmation(study, chosen, seeds, proxy_one)
+    if epochs:
+        run_confirmation(study, chosen, seeds, partial(final_one, epochs=epochs), epochs=epochs)
+    return 0
+
+
+def _run_processes(arguments: list[str], workers: int) -> int:
+    """`workers` processes of this command, each taking runs as they come free; the first
+    failed one's exit status, else 0."""
+    command = [sys.executable, "-m", "nas.confirm", *arguments, "--workers", str(workers)]
+    children = [subprocess.Popen([*command, WORKER_INDEX_OPTION, str(i)]) for i in range(workers)]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:  # a terminal's Ctrl-C reached them too: let them give up claims
+            child.wait()
+        raise
+    failed = [code for code in codes if code != 0]
+    if failed:
+        print(f"error: {len(failed)} of {workers} processes failed", file=sys.stderr)
+        return failed[0] if failed[0] > 0 else 1
+    return 0
+
+
+def _trainers(study: optuna.Study, first_target: Target, args: argparse.Namespace):
+    """Two trainers of a target at a seed on the study's data: proxy_one(target, seed,
+    on_epoch) at the study's own budget, batch and recipe, and final_one(target, seed,
+    on_epoch, epochs) with the final recipe on the whole training split."""
     # Training loads torch: imported once a run starts, not for --help.
     from nas._data_choice import load_study_data
     from nas.builder import build_model
@@ -337,6 +586,7 @@ def _trainer(study: optuna.Study, first_target: Target, args: argparse.Namespace
         Budget,
         resolve_device,
         train,
+        train_final,
     )
 
     attrs = study.user_attrs
@@ -357,22 +607,39 @@ def _trainer(study: optuna.Study, first_target: Target, args: argparse.Namespace
         batch = BATCH_SIZE_BEFORE_MIN_STEPS  # a study from before batches were recorded
     recipe = replace(DEFAULT_RECIPE, batch_size=batch, min_steps=0)  # the study's batch, as is
 
-    def train_one(target: Target, seed: int, on_epoch):
-        trial = study.get_trials(deepcopy=False)[target.trial]
-        budget = Budget.parse(TrialRecord.from_trial(trial).budget or attrs["budget"])
-        model = build_model(Arch.parse(target.arch), data.in_channels, data.num_classes)
+    def network(target: Target):
+        return build_model(Arch.parse(target.arch), data.in_channels, data.num_classes)
+
+    def collecting(on_epoch):
         curve: list[float] = []
 
         def each_epoch(epoch: int, accuracy: float) -> None:
             curve.append(accuracy)
             on_epoch(curve)
 
+        return each_epoch
+
+    def proxy_one(target: Target, seed: int, on_epoch):
+        trial = study.get_trials(deepcopy=False)[target.trial]
+        budget = Budget.parse(TrialRecord.from_trial(trial).budget or attrs["budget"])
         result = train(
-            model, data, budget, device=device, seed=seed, recipe=recipe, on_epoch=each_epoch
+            network(target),
+            data,
+            budget,
+            device=device,
+            seed=seed,
+            recipe=recipe,
+            on_epoch=collecting(on_epoch),
         )
         return result.val_acc_curve, result.train_seconds, result.failure
 
-    return train_one
+    def final_one(target: Target, seed: int, on_epoch, epochs: int):
+        _, result = train_final(
+            network(target), data, epochs, device=device, seed=seed, on_epoch=collecting(on_epoch)
+        )
+        return result.val_acc_curve, result.train_seconds, result.failure
+
+    return proxy_one, final_one
 
 
 if __name__ == "__main__":

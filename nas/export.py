@@ -47,6 +47,7 @@ from nas._cli import (
     missing_extra,
 )
 from nas._data_choice import class_names_text, load_study_data
+from nas.confirm import pick_accuracies
 from nas.pareto import PICK_WORDS, PICKS, limits_text, pick_trial
 from nas.record import TrialRecord, trial_accuracy
 from nas.storage import load_study
@@ -240,9 +241,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.trial is not None:
         trial, pick = completed_trial(study, args.trial), None
     else:
-        trial, pick = _readable_pick(study, args), _pick_note(args, study)
+        judged = pick_accuracies(study)
+        trial, pick = _readable_pick(study, args, judged), _pick_note(args, study, judged)
     arch, input_shape, num_classes = trial_network(study, trial)
     provenance = provenance_of(study, trial, pick)
+    if args.trial is None:
+        provenance["picked_on"] = judged[1] if judged else "the search's single proxy run"
+        if judged:
+            print(f"note: picked on {judged[1]} ({len(judged[0])} networks)", file=sys.stderr)
     files: dict[Path, bytes] = {}
     model, normalization = None, None
     if args.train_epochs is not None:
@@ -283,13 +289,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _readable_pick(study: optuna.Study, args: argparse.Namespace) -> FrozenTrial:
-    """The trial --pick selects among those whose architecture can be read; each one passed
-    over for an unreadable architecture gets a note, so one bad trial spoils no export."""
+def _readable_pick(study: optuna.Study, args: argparse.Namespace, judged) -> FrozenTrial:
+    """The trial --pick selects among those whose architecture can be read (judged by the
+    accuracies of `nas.confirm.pick_accuracies`, where there are); each one passed over for an
+    unreadable architecture gets a note, so one bad trial spoils no export."""
     unreadable: list[int] = []
+    accuracies = judged[0] if judged else None
     while True:
         try:
-            trial = pick_trial(study, args.pick, args.min_acc, args.max_mmacs, unreadable)
+            trial = pick_trial(
+                study, args.pick, args.min_acc, args.max_mmacs, unreadable, accuracies
+            )
         except ValueError as error:
             if not unreadable:
                 raise
@@ -304,11 +314,14 @@ def _readable_pick(study: optuna.Study, args: argparse.Namespace) -> FrozenTrial
             unreadable.append(trial.number)
 
 
-def _pick_note(args: argparse.Namespace, study: optuna.Study) -> str:
+def _pick_note(args: argparse.Namespace, study: optuna.Study, judged) -> str:
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     what = PICK_WORDS[args.pick]
     limits = limits_text(args.min_acc, args.max_mmacs)
-    among = f"of {complete} complete trials" + (f" with {' and '.join(limits)}" if limits else "")
+    among = f"of {complete} complete trials"
+    if judged:
+        among = f"of the {len(judged[0])} networks with {judged[1]}"
+    among += f" with {' and '.join(limits)}" if limits else ""
     return f"{what} {among} (--pick {args.pick})"
 
 

@@ -17,7 +17,7 @@ hypervolume is 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -187,8 +187,12 @@ def pick_trial(
     min_acc: float | None = None,
     max_mmacs: float | None = None,
     exclude: Collection[int] = (),
+    accuracies: Mapping[int, float] | None = None,
 ) -> FrozenTrial:
     """The complete trial that `pick` selects among those that meet the filters.
+
+    The accuracy of a trial is its validation accuracy, or, where `accuracies` is given (by
+    trial number: confirmed means, say), that value, and only the trials it holds are picked.
 
     best: the highest validation accuracy (ties: fewer MACs, then the earlier trial).
     smallest: the fewest MACs (ties: higher accuracy, then the earlier trial).
@@ -212,6 +216,8 @@ def pick_trial(
         if trial.number in exclude:
             continue
         accuracy, macs = trial_accuracy(trial), trial_macs(trial)
+        if accuracies is not None:
+            accuracy = accuracies.get(trial.number)
         if accuracy is None or macs is None:
             continue
         if min_acc is not None and accuracy < min_acc:
@@ -221,8 +227,10 @@ def pick_trial(
         candidates.append((trial, accuracy, macs))
     if not candidates:
         limits = limits_text(min_acc, max_mmacs)
+        measured = "" if accuracies is None else f" ({len(accuracies)} with runs to judge by)"
         raise ValueError(
             f"no trial to pick in study {study.study_name!r}: {len(complete)} complete trials"
+            + measured
             + (f", none with {' and '.join(limits)}" if limits and complete else "")
         )
     if pick == "best":

@@ -235,15 +235,18 @@ def trial_macs(trial: FrozenTrial, objectives: Sequence[str] = DEFAULT_OBJECTIVE
 
 # --- confirmation runs -----------------------------------------------------------------------
 
-CONFIRM_PREFIX = "confirm:"  # the study attribute of one run: confirm:{trial}:{seed}
+# The study attribute of one run: confirm:{trial}:{seed}, or final:{trial}:{seed}:{epochs}.
+CONFIRM_PREFIX, FINAL_PREFIX = "confirm:", "final:"
 RUNNING, DONE = "running", "done"
 
 
 @dataclass(frozen=True)
 class ConfirmationRun:
-    """One more seed of a front or landmark trial at the study's own budget and recipe
-    (`nas.confirm`). Stored as a study attribute, since a finished trial's cannot change; read
-    back by `confirmation_runs`, which skips whatever is not such a record."""
+    """One more seed of a front or landmark trial (`nas.confirm`): at the study's own budget
+    and recipe (a confirmation, scored on the validation split), or, with `epochs`, trained
+    with the final recipe on the whole training split and scored on the test split (a final
+    run). Stored as a study attribute, since a finished trial's cannot change; read back by
+    `confirmation_runs`, which skips whatever is not such a record."""
 
     trial: int  # the trial it confirms
     seed: int
@@ -254,14 +257,17 @@ class ConfirmationRun:
     val_acc_curve: tuple[float, ...] = ()
     train_seconds: float | None = None
     failure: str | None = None  # why the run failed (it has no accuracy then)
+    # A final run's epochs; None for a confirmation. The curve is then test accuracy.
+    epochs: int | None = None
 
     @property
     def key(self) -> str:
-        return confirmation_key(self.trial, self.seed)
+        return run_key(self.trial, self.seed, self.epochs)
 
     @property
-    def val_acc(self) -> float | None:
-        """The last epoch's validation accuracy of a finished run that did not fail."""
+    def accuracy(self) -> float | None:
+        """The last epoch's accuracy (validation, or test for a final run) of a finished run
+        that did not fail."""
         if self.state != DONE or self.failure is not None or not self.val_acc_curve:
             return None
         return finite(self.val_acc_curve[-1])
@@ -277,6 +283,7 @@ class ConfirmationRun:
             "val_acc_curve": list(self.val_acc_curve),
             "train_seconds": self.train_seconds,
             "failure": self.failure,
+            "epochs": self.epochs,
         }
 
     @classmethod
@@ -290,7 +297,9 @@ class ConfirmationRun:
         curve = _curve(value.get("val_acc_curve", []))
         if None in (trial, seed, arch, worker, beat, curve) or state not in (RUNNING, DONE):
             return None
-        seconds = value.get("train_seconds")
+        seconds, epochs = value.get("train_seconds"), value.get("epochs")
+        if epochs is not None and ((epochs := _integer(epochs)) is None or epochs < 1):
+            return None
         return cls(
             trial=trial,
             seed=seed,
@@ -301,18 +310,22 @@ class ConfirmationRun:
             val_acc_curve=curve,
             train_seconds=None if seconds is None else finite(seconds),
             failure=_text(value.get("failure")),
+            epochs=epochs,
         )
 
 
-def confirmation_key(trial: int, seed: int) -> str:
-    return f"{CONFIRM_PREFIX}{trial}:{seed}"
+def run_key(trial: int, seed: int, epochs: int | None = None) -> str:
+    """The study attribute of a confirmation (`epochs` None) or a final run."""
+    if epochs is None:
+        return f"{CONFIRM_PREFIX}{trial}:{seed}"
+    return f"{FINAL_PREFIX}{trial}:{seed}:{epochs}"
 
 
 def confirmation_runs(study_attrs: Mapping) -> dict[str, ConfirmationRun]:
-    """The confirmation runs among a study's attributes, by key."""
+    """The confirmation and final runs among a study's attributes, by key."""
     runs = {}
     for key, value in study_attrs.items():
-        if key.startswith(CONFIRM_PREFIX):
+        if key.startswith((CONFIRM_PREFIX, FINAL_PREFIX)):
             run = ConfirmationRun.from_attr(value)
             if run is not None and run.key == key:
                 runs[key] = run

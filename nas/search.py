@@ -38,7 +38,7 @@ from nas._stops import (
 )
 from nas._study import check_compatible, open_or_create_study
 from nas.pruning import PRUNERS
-from nas.storage import open_storage
+from nas.storage import in_memory, open_storage
 from search_spaces import landmarks_for
 
 if TYPE_CHECKING:
@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-landmarks", action="store_true", help="do not put the landmark architectures first"
     )
+    parser.add_argument(
+        "--confirm",
+        type=whole_number_at_least(1),
+        default=None,
+        metavar="K",
+        help="once the study holds its trials, retrain its front (the knee and 4 neighbours) "
+        "and its landmarks with K more seeds, as python -m nas.confirm --seeds K does",
+    )
     parser.add_argument("--list-spaces", action="store_true", help="list search spaces and exit")
     parser.add_argument(
         "--dry-run",
@@ -140,6 +148,11 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
             print(f"{name:<24} {space.size():.3g} assignments  {space.description}")
         return 0
     settings = RunSettings.from_args(args, arguments)  # refuses bad input before anything exists
+    if args.confirm is not None and in_memory(settings.storage_url):
+        raise ValueError(
+            "--confirm needs a storage that outlives the search; an in-memory database is gone "
+            "when it ends: give --storage sqlite:///FILE.db"
+        )
     if args.dry_run:
         print(_dry_run(settings))
         return 0
@@ -153,7 +166,20 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
         storage = open_storage(settings.storage_url, heartbeat_s=settings.heartbeat_s)
     if settings.worker_index is not None:
         return run_worker(storage, settings, data)
-    return run_search(_open_study(storage, settings, data), storage, settings, data)
+    status = run_search(_open_study(storage, settings, data), storage, settings, data)
+    if status != 0 or args.confirm is None:
+        return status
+    from nas import confirm
+
+    return confirm.main(_confirm_arguments(args, settings))
+
+
+def _confirm_arguments(args: argparse.Namespace, settings: RunSettings) -> list[str]:
+    """nas.confirm's command line for --confirm: this study, its data and its workers."""
+    arguments = ["--storage", settings.storage_url, "--study", settings.study_name]
+    arguments += ["--seeds", str(args.confirm), "--workers", str(settings.workers)]
+    arguments += ["--device", settings.device, "--dataset", args.dataset]
+    return arguments + (["--data-dir", args.data_dir] if args.data_dir else [])
 
 
 def _dry_run(settings: RunSettings) -> str:

@@ -141,6 +141,18 @@ def auto_budget(device: str, dataset: str) -> Budget:
     return Budget(3, 8_000 if dataset == "cifar10" else 10_000)
 
 
+def final_epochs(device: str, dataset: str) -> int:
+    """The default epochs of final training (`train_final`) for a device and a dataset.
+
+    On a CPU, 10 epochs of the 60,000 Fashion-MNIST images took `normal` (9.1 MMACs) 223 s on
+    two cores to 93.6% test accuracy (bench/results/accuracy_cpu.md), most of what longer
+    training gives; a GPU trains 30 in less time. The digits set is tiny anywhere.
+    """
+    if dataset == "digits" or resolve_device(device).startswith("cuda"):
+        return 30
+    return 10
+
+
 @dataclass
 class TrainResult:
     """What one training run produced; epochs are counted from 1.

@@ -233,14 +233,14 @@ def test_auto_workers_follow_the_cores_memory_trials_and_storage(
 
 
 def test_auto_is_the_default_and_one_worker_on_a_gpu(monkeypatch):
-    from nas._settings import _worker_count
+    from nas._settings import worker_count
 
     monkeypatch.setattr("nas._settings.usable_cores", lambda: 8)
     monkeypatch.setattr("nas._settings.available_memory", lambda: 64 * 2**30)
     assert settings().workers == 8
-    assert _worker_count("auto", "cuda", DEFAULT_STORAGE, 200) == 1
-    assert _worker_count("AUTO", "cpu", DEFAULT_STORAGE, 200) == 8
-    assert _worker_count("3", "cuda", DEFAULT_STORAGE, 200) == 3
+    assert worker_count("auto", "cuda", DEFAULT_STORAGE, 200) == 1
+    assert worker_count("AUTO", "cpu", DEFAULT_STORAGE, 200) == 8
+    assert worker_count("3", "cuda", DEFAULT_STORAGE, 200) == 3
 
 
 def test_the_pruner_is_named_and_no_prune_means_none():
