@@ -44,6 +44,7 @@ from nas._cli import (
     whole_number_at_least,
 )
 from nas._report import clock_text, eta_seconds, fit_width, front_trials
+from nas._stops import EXIT_INTERRUPTED
 from nas.intervals import LEVEL, MeanInterval, difference_of_values, mean_interval, verdict
 from nas.pareto import knee_index, pareto_indices
 from nas.record import (
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             "\ninterrupted: finished runs are stored; rerun the same command to continue",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, arguments: list[str]) -> int:
@@ -545,8 +546,10 @@ def _confirm_here(study, chosen, seeds, epochs, args, workers: int) -> int:
     """This process's share of the runs: the confirmations, then any final runs."""
     if args.worker_index is not None:
         from nas._workers import pin_worker_cores
+        from nas.train import resolve_device
 
-        pin_worker_cores(args.worker_index, workers, pin=args.device != "cuda")
+        on_gpu = resolve_device(args.device).startswith("cuda")
+        pin_worker_cores(args.worker_index, workers, pin=not on_gpu)
     proxy_one, final_one = _trainers(study, chosen[0], args)
     run_confirmation(study, chosen, seeds, proxy_one)
     if epochs:

@@ -85,8 +85,11 @@ def test_an_old_study_exports_the_same_network(old_storage, tmp_path, which):
     before_path.write_text(DATA.joinpath(f"export_{which}.py.txt").read_text())
     before, after = load_module(before_path, "before"), load_module(out, "after")
     # The trial, its pick, accuracy and command; the export date is today's, not the fixture's,
-    # and the decoupling degree today's definition.
-    assert undated(after.__doc__) == undated(before.__doc__)
+    # and the decoupling degree today's definition. A pick now also says what it judged by:
+    # an old study holds no confirmation runs.
+    picked_on = "    picked on: the search's single proxy run\n"
+    assert (picked_on in after.__doc__) == (which != "t0")
+    assert undated(after.__doc__.replace(picked_on, "")) == undated(before.__doc__)
     assert f"exported: {datetime.date.today().isoformat()} by" in after.__doc__
     assert f"decoupling: {decoupling_degree(Arch.parse(after.ARCH)):.3f} " in after.__doc__
     for constant in ("ARCH", "INPUT_SHAPE", "NUM_CLASSES", "MACS", "PARAMS", "STAGES"):
