@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import optuna  # noqa: E402
 
 from bench._machine import RESULTS, bench_parser, invocation, machine, ran_on, write_results  # noqa: E402
-from nas.confirm import confirmed, seeds_of, targets  # noqa: E402
+from nas.confirm import best_cheaper_landmark, confirmed, seeds_of, targets  # noqa: E402
 from nas.intervals import difference_of_values  # noqa: E402
 from nas.record import confirmation_runs  # noqa: E402
 
@@ -95,14 +95,14 @@ def summarize(study: optuna.Study, args, search, confirm, walls) -> dict:
             }
         )
     gains = []
-    landmarks = [final[t.arch] for t in chosen if t.is_landmark and final[t.arch].accuracies]
+    rows = list(final.values())
+    landmarks = [row for row in rows if row.target.is_landmark and row.accuracies]
     for target in chosen:
         row = final[target.arch]
         if target.is_landmark or not row.accuracies:
             continue
-        cheaper = [lm for lm in landmarks if lm.target.macs <= target.macs]
         dearer = [lm for lm in landmarks if lm.target.macs >= target.macs]
-        best = max(cheaper, key=lambda lm: lm.interval.mean) if cheaper else None
+        best = best_cheaper_landmark(rows, row)
         gain = difference_of_values(row.accuracies, best.accuracies) if best else None
         beats_dearer = [
             lm.target.label

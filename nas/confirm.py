@@ -44,6 +44,7 @@ from nas._cli import (
     whole_number_at_least,
 )
 from nas._report import clock_text, eta_seconds, fit_width, front_trials
+from nas._settings import WORKER_INDEX_OPTION, worker_count
 from nas._stops import EXIT_INTERRUPTED
 from nas.intervals import LEVEL, MeanInterval, difference_of_values, mean_interval, verdict
 from nas.pareto import knee_index, pareto_indices
@@ -61,7 +62,6 @@ from nas.storage import load_study, open_storage, redact
 
 STALE_S = 600.0  # a claimed run silent this long (no epoch ended) is taken over
 POLL_S = 5.0  # how often a process with nothing to claim looks for runs others left
-WORKER_INDEX_OPTION = "--worker-index"  # internal: tells a started process its index
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,12 @@ def _target(trial, label: str, study_budget) -> Target:
 
 
 def _budget_epochs(budget) -> int:
+    from nas.train import Budget  # torch, which --help does without
+
     try:
-        return int(str(budget).lower().split("x")[0])
+        return Budget.parse(str(budget)).epochs
     except ValueError:
-        return 0
+        return 0  # a damaged record: the run's progress shows no total
 
 
 def seeds_of(study: optuna.Study, count: int) -> list[int]:
@@ -402,20 +404,25 @@ def final_summary(proxy: list[Confirmed], final: list[Confirmed], epochs: int) -
             f"rank = proxy -> final among these {len(ranked)} networks (1 the most accurate); "
             f"Kendall tau {tau:.2f}"
         )
-    landmarks = [row for row in final if row.target.is_landmark and row.accuracies]
     for row in final:
         if row.target.is_landmark or not row.accuracies:
             continue
-        cheaper = [lm for lm in landmarks if lm.target.macs <= row.target.macs]
         name = f"trial {row.target.trial} ({row.target.label})"
-        if not cheaper:
+        if (best := best_cheaper_landmark(final, row)) is None:
             lines.append(f"{name}: no landmark at equal or lower MACs was trained")
             continue
-        best = max(cheaper, key=lambda lm: lm.interval.mean)
         diff = difference_of_values(row.accuracies, best.accuracies)
         text = verdict(name, best.target.label, diff)
         lines.append(fit_width(f"{text} (the best landmark at equal or lower MACs)"))
     return "\n".join(lines)
+
+
+def best_cheaper_landmark(rows: list[Confirmed], row: Confirmed) -> Confirmed | None:
+    """The measured landmark with the highest mean among those of `rows` at equal or lower
+    MACs than `row`: what a searched network must beat to be worth its cost."""
+    measured = [lm for lm in rows if lm.target.is_landmark and lm.accuracies]
+    cheaper = [lm for lm in measured if lm.target.macs <= row.target.macs]
+    return max(cheaper, key=lambda lm: lm.interval.mean, default=None)
 
 
 def _ranks(values: list[float]) -> list[int]:
@@ -510,8 +517,7 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
     chosen = targets(study, args.top, args.landmarks_within)
     if not chosen:
         raise ValueError(f"study {args.study!r} has no complete trial to confirm")
-    from nas._settings import worker_count  # loads torch, which --help does without
-    from nas.train import final_epochs, resolve_device
+    from nas.train import final_epochs, resolve_device  # torch, which --help does without
 
     device = resolve_device(args.device)
     workers = worker_count(args.workers, device, args.storage, len(chosen) * args.seeds)

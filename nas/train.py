@@ -145,8 +145,8 @@ def final_epochs(device: str, dataset: str) -> int:
     """The default epochs of final training (`train_final`) for a device and a dataset.
 
     On a CPU, 10 epochs of the 60,000 Fashion-MNIST images took `normal` (9.1 MMACs) 223 s on
-    two cores to 93.6% test accuracy (bench/results/accuracy_cpu.md), most of what longer
-    training gives; a GPU trains 30 in less time. The digits set is tiny anywhere.
+    two cores to 93.6% test accuracy (one seed, bench/results/accuracy_cpu.md), most of what
+    longer training gives; a GPU trains 30 in less time. The digits set is tiny anywhere.
     """
     if dataset == "digits" or resolve_device(device).startswith("cuda"):
         return 30
