@@ -73,8 +73,11 @@ def main() -> None:
 def summarize(study: optuna.Study, args, search, confirm, walls) -> dict:
     chosen = targets(study, args.top, args.within)
     seeds = seeds_of(study, args.seeds)
-    proxy = {row.target.arch: row for row in confirmed(study, chosen, seeds)}
-    final = {row.target.arch: row for row in confirmed(study, chosen, seeds, args.final_epochs)}
+    proxy = {row.target.arch: row for row in confirmed(study.user_attrs, chosen, seeds)}
+    final = {
+        row.target.arch: row
+        for row in confirmed(study.user_attrs, chosen, seeds, args.final_epochs)
+    }
     networks = []
     for target in sorted(chosen, key=lambda t: t.macs):
         p, f = proxy[target.arch], final[target.arch]

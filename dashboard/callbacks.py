@@ -7,6 +7,7 @@ values or components; `register_callbacks` only wires them to component ids.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
@@ -14,9 +15,17 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import layout
+from dashboard.confirm_data import (
+    TABLE_HEADER,
+    ConfirmedData,
+    confirmed_data,
+    confirmed_overlay,
+)
+from dashboard.confirm_figures import confirmed_figure, final_figure
 from dashboard.data import FrameCache, Importances, param_importances
 from dashboard.figures import fronts_figure, spectrum_figure
 from dashboard.plot_data import (
+    FrontsData,
     fronts_data,
     importance_data,
     progress_data,
@@ -43,7 +52,7 @@ from dashboard.trials_page import (
     trials_page,
 )
 from nas.export import code_for_trial
-from nas.storage import OK
+from nas.storage import OK, redact
 
 
 def poll_view(cache: FrameCache, selection: list[str] | None) -> dict:
@@ -102,6 +111,7 @@ def route_view(cache: FrameCache, pathname: str, search: str, status: dict | Non
         return layout.status_page(status["kind"], status["message"], cache.reader.url)
     pages = {
         "/": layout.fronts_page,
+        "/confirmed": layout.confirmed_page,
         "/spectrum": layout.spectrum_page,
         "/progress": layout.progress_page,
         "/importance": layout.importance_page,
@@ -148,8 +158,13 @@ def trial_view(cache: FrameCache, study: str, number: int):
 
 
 def fronts_view(cache: FrameCache, selection: list[str] | None, cost: str):
-    names = selection or []
-    return fronts_figure(fronts_data(cache.frame(names), cost or "macs", cache.unreadable(names)))
+    names, cost = selection or [], cost or "macs"
+    frame = cache.frame(names)
+    data = fronts_data(frame, cost, cache.unreadable(names))
+    if isinstance(data, FrontsData):  # confirmed means with their intervals, where stored
+        confirmed = confirmed_data(frame, cache.stored_runs(names))
+        data = data._replace(confirmed=confirmed_overlay(confirmed, frame, cost))
+    return fronts_figure(data)
 
 
 def spectrum_view(cache: FrameCache, selection: list[str] | None, by: str):
@@ -160,6 +175,42 @@ def progress_view(cache: FrameCache, selection: list[str] | None):
     data = progress_data(cache.frame(selection or []))
     table = layout.table(list(data.header), [list(row) for row in data.table])
     return progress_figure(data), table
+
+
+def confirmed_view(cache: FrameCache, selection: list[str] | None):
+    """The Confirmed page's two figures, and per study its table and verdicts."""
+    names = selection or []
+    data = confirmed_data(cache.frame(names), cache.stored_runs(names))
+    return confirmed_figure(data), final_figure(data), confirmed_tables(data, cache.reader.url)
+
+
+def confirmed_tables(data: ConfirmedData, storage_url: str) -> list:
+    """Per study: what was run, the table, each searched point against the landmarks; the
+    command for a study with no run yet."""
+    children: list = []
+    for study in data.studies:
+        children += [html.H3(study.study), html.P(study.about, className="hint")]
+        children.append(layout.table(list(TABLE_HEADER), [list(row) for row in study.table]))
+        for title, verdicts in (
+            ("On the proxy (confirmed validation accuracy)", study.verdicts),
+            ("Trained to the end (final test accuracy)", study.final_verdicts),
+        ):
+            if verdicts:
+                children += [html.H4(title), html.Ul([html.Li(text) for text in verdicts])]
+    for name in data.unconfirmed:
+        where = f"--storage {shlex.quote(redact(storage_url))} --study {shlex.quote(name)}"
+        command = f"python -m nas.confirm {where}"
+        children += [
+            html.H3(name),
+            html.P(
+                "No confirmation run is stored for this study yet: its front is single-seed "
+                "proxy results. Retrain its front's points and landmarks with more seeds "
+                "(add --final to train them to the end):",
+                className="hint",
+            ),
+            html.Pre(command, className="command"),
+        ]
+    return children or [html.P("Pick a study above.", className="hint")]
 
 
 # A graph page: its graph, the control that picks what it shows, and the view that draws it.
@@ -338,6 +389,23 @@ def register_callbacks(app: Dash, cache: FrameCache) -> None:
 
     for graph, control, view in FIGURE_VIEWS:
         _register_figure(app, cache, graph, control, view)
+
+    @app.callback(
+        Output("confirmed-graph", "figure"),
+        Output("final-graph", "figure"),
+        Output("confirmed-tables", "children"),
+        Input("versions", "data"),
+        Input("studies", "value"),
+    )
+    def confirmed_page(_versions, selection):
+        return confirmed_view(cache, selection)
+
+    for graph in ("confirmed-graph", "final-graph"):
+        app.callback(
+            Output("url", "href", allow_duplicate=True),
+            Input(graph, "clickData"),
+            prevent_initial_call=True,
+        )(lambda click_data: trial_href(click_data) or no_update)
 
     @app.callback(
         Output("progress-graph", "figure"),

@@ -29,8 +29,17 @@ from optuna.trial import FrozenTrial, TrialState
 from dashboard.storage import StorageReader, StudyInfo
 from nas import Arch
 from nas._decoupling import decoupling_degree
+from nas.confirm import StoredRuns, stored_runs
 from nas.pareto import hypervolume, nondominated_indices, pareto_indices
-from nas.record import DEFAULT_OBJECTIVES, TrialRecord, is_skipped, objective_value
+from nas.record import (
+    CONFIRM_PREFIX,
+    DEFAULT_OBJECTIVES,
+    FINAL_PREFIX,
+    TrialRecord,
+    confirmation_runs,
+    is_skipped,
+    objective_value,
+)
 
 # Cost axes the fronts can be drawn against; each gets its own Pareto membership column.
 COST_COLUMNS = ("macs", "params", "latency_ms")
@@ -245,22 +254,48 @@ def fingerprint(trials: Sequence[FrozenTrial]) -> tuple:
     return (len(trials), len(finished), running, last.isoformat() if last else None)
 
 
+def runs_fingerprint(study_attrs: dict) -> tuple:
+    """What changes whenever a confirmation or final run (`nas.confirm`) finishes: not each
+    epoch of one in progress, which the pages do not show."""
+    runs = confirmation_runs(study_attrs).values()
+    finished = [run for run in runs if run.accuracy is not None]
+    return (len(finished), max((run.beat for run in finished), default=0.0))
+
+
+def _without_runs(info: StudyInfo) -> StudyInfo:
+    """The info without its runs' attributes: a run's beat each epoch changes no trial."""
+    prefixes = (CONFIRM_PREFIX, FINAL_PREFIX)
+    attrs = {key: value for key, value in info.attrs.items() if not key.startswith(prefixes)}
+    return info._replace(attrs=attrs)
+
+
+class _Loaded(NamedTuple):
+    key: tuple  # the trials' fingerprint and the runs'
+    frame: pd.DataFrame
+    unreadable: tuple[str, ...]
+    runs: StoredRuns
+
+
 class FrameCache:
-    """The trials frame of each study, rebuilt only when the study's fingerprint changes."""
+    """The trials frame and stored runs of each study, rebuilt only when the study's
+    fingerprint changes."""
 
     def __init__(self, reader: StorageReader) -> None:
         self.reader = reader
         self._lock = threading.Lock()
-        self._frames: dict[str, tuple[tuple, pd.DataFrame, tuple[str, ...]]] = {}
+        self._frames: dict[str, _Loaded] = {}
 
     def infos(self) -> dict[str, StudyInfo]:
         return {info.name: info for info in self.reader.studies()}
 
     def versions(self, names: Sequence[str]) -> dict[str, str]:
-        """A short version string per existing study, changing whenever its trials change."""
+        """A short version string per existing study, changing whenever its trials change or
+        a run of it finishes."""
         infos = self.infos()
         return {
-            name: "/".join(map(str, self._load(infos[name])[0])) for name in names if name in infos
+            name: "/".join(map(str, self._load(infos[name]).key))
+            for name in names
+            if name in infos
         }
 
     def frame(self, names: Sequence[str]) -> pd.DataFrame:
@@ -268,7 +303,7 @@ class FrameCache:
         `attrs["studies"]` has their infos (`study_infos`), those without trials too."""
         infos = self.infos()
         picked = {name: infos[name] for name in names if name in infos}
-        frames = [self._load(info)[1] for info in picked.values()]
+        frames = [self._load(info).frame for info in picked.values()]
         if len(frames) == 1:
             return frames[0]
         if not frames:
@@ -286,18 +321,25 @@ class FrameCache:
             f"{name}, {note}" if several else note
             for name in names
             if name in infos
-            for note in self._load(infos[name])[2]
+            for note in self._load(infos[name]).unreadable
         )
 
-    def _load(self, info: StudyInfo) -> tuple[tuple, pd.DataFrame, tuple[str, ...]]:
+    def stored_runs(self, names: Sequence[str]) -> dict[str, StoredRuns]:
+        """The confirmation and final runs (`nas.confirm.stored_runs`) of each named study."""
+        infos = self.infos()
+        return {name: self._load(infos[name]).runs for name in names if name in infos}
+
+    def _load(self, info: StudyInfo) -> _Loaded:
         trials = self.reader.trials(info.name)
-        key = fingerprint(trials)
+        attrs, info = info.attrs, _without_runs(info)
+        key = fingerprint(trials) + runs_fingerprint(attrs)
         with self._lock:
             cached = self._frames.get(info.name)
             # A study's info changes without a trial changing when its metric names are set.
-            if cached is not None and cached[0] == key and _info_of(cached[1]) == info:
+            if cached is not None and cached.key == key and _info_of(cached.frame) == info:
                 return cached
-        built = (key, *read_trials(info, trials))
+        runs = stored_runs(trials, attrs) if info.ours else stored_runs((), {})
+        built = _Loaded(key, *read_trials(info, trials), runs)
         with self._lock:
             self._frames[info.name] = built
         return built

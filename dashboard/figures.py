@@ -43,7 +43,7 @@ def decoupling_color(degree: float) -> str:
     return sample_colorscale(DECOUPLING_SCALE, [float(np.clip(degree, 0, 1))])[0]
 
 
-def _coloraxis() -> dict:
+def decoupling_coloraxis() -> dict:
     return dict(
         colorscale=DECOUPLING_SCALE,
         cmin=0,
@@ -76,11 +76,13 @@ def _markers(
 def fronts_figure(data: FrontsData | HistoryData) -> go.Figure:
     """Validation accuracy against the cost (log x), every study's Pareto front as a step line.
 
-    Complete trials are coloured by decoupling degree; pruned ones are open grey circles at
-    the accuracy they had when stopped; failed and constraint-skipped trials have no accuracy
-    and sit on a rug under the plot. Landmarks are stars labelled by name. Studies that
-    nas.search did not make are drawn by their objectives, coloured by study, or (with one
-    objective) as their history: `history_figure`.
+    Networks confirmed with more seeds (nas.confirm) are open black diamonds at their mean,
+    with the 95% t interval as error bars. Complete trials are coloured by decoupling degree;
+    pruned ones are open grey circles at the accuracy they had when stopped; failed and
+    constraint-skipped trials have no accuracy and sit on a rug under the plot. Landmarks are
+    stars labelled by name. Studies that nas.search did not make are drawn by their
+    objectives, coloured by study, or (with one objective) as their history:
+    `history_figure`.
 
     Args:
         data: what to draw, from `dashboard.plot_data.fronts_data`.
@@ -149,6 +151,25 @@ def fronts_figure(data: FrontsData | HistoryData) -> go.Figure:
             ),
         )
         figure.add_trace(star)
+    confirmed = data.confirmed
+    if confirmed is not None and len(confirmed.x):
+        # The means of more seeds beside each single search run: how much of a lead is noise.
+        figure.add_trace(
+            go.Scatter(
+                x=confirmed.x,
+                y=confirmed.y,
+                mode="markers",
+                error_y=dict(
+                    type="data", symmetric=False, array=confirmed.plus,
+                    arrayminus=confirmed.minus, thickness=1.5, width=4, color="#222222",
+                ),
+                marker=dict(symbol="diamond-open", size=11, color="#222222", line=dict(width=2)),
+                customdata=confirmed.click,
+                hovertext=list(confirmed.hover),
+                hovertemplate="%{hovertext}<extra></extra>",
+                name=f"confirmed mean ± 95% t ({len(confirmed.x)})",
+            )
+        )  # fmt: skip
     for marks, color, label in (
         (data.failed, "#D62728", "failed"),
         (data.skipped, "#8C8C8C", "skipped"),
@@ -168,7 +189,7 @@ def fronts_figure(data: FrontsData | HistoryData) -> go.Figure:
     return figure
 
 
-def _title(note: str, notice: str) -> dict:
+def plot_title(note: str, notice: str) -> dict:
     """The counts line above a plot, and under it the one line of what it cannot show."""
     text = "<br>".join(part for part in (note, notice and f"<i>{notice}</i>") if part)
     return dict(text=f"<span style='font-size:13px'>{text}</span>", x=0.01, y=0.985)
@@ -182,7 +203,7 @@ def _fronts_layout(figure: go.Figure, data: FrontsData, has_rug: bool) -> None:
             type="log", title=f"{COST_LABELS[data.cost]}, log scale", anchor="y2", dtick="D2"
         )
     figure.update_layout(
-        title=_title(data.note, data.notice),
+        title=plot_title(data.note, data.notice),
         xaxis=xaxis,
         yaxis=dict(
             title=data.y_title or "validation accuracy", domain=[0.1 if has_rug else 0.0, 1.0]
@@ -203,7 +224,7 @@ def _fronts_layout(figure: go.Figure, data: FrontsData, has_rug: bool) -> None:
         uirevision=data.cost,  # keep the user's zoom while live updates arrive
     )
     if data.by_decoupling:
-        figure.update_layout(coloraxis=_coloraxis())
+        figure.update_layout(coloraxis=decoupling_coloraxis())
     if not has_rug:
         figure.update_layout(xaxis_anchor="y")
     if data.empty:
@@ -242,7 +263,7 @@ def history_figure(data: HistoryData) -> go.Figure:
             )
         )  # fmt: skip
     figure.update_layout(
-        title=_title(data.note, data.notice),
+        title=plot_title(data.note, data.notice),
         xaxis=dict(title="trial number"),
         yaxis=dict(title=data.y_title),
         legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0.0, font=dict(size=11)),
@@ -312,7 +333,7 @@ def spectrum_figure(data: SpectrumData) -> go.Figure:
     figure.update_xaxes(categoryorder="array", categoryarray=categories, type="category")
     figure.update_xaxes(title_text="" if only_others else label, row=3, col=1)
     if data.notice:
-        figure.update_layout(title=_title("", data.notice))
+        figure.update_layout(title=plot_title("", data.notice))
     if not data.latency_measured and not only_others:
         figure.add_annotation(
             text="no latency measured", showarrow=False, row=3, col=1,

@@ -1,5 +1,5 @@
-"""The app shell and the pages: fronts, spectrum, progress, importances, and status pages
-(the trials page is `dashboard.trials_page`).
+"""The app shell and the pages: fronts, confirmed runs, spectrum, progress, importances, and
+status pages (the trials page is `dashboard.trials_page`).
 
 Layout functions only arrange components; the data and figures arrive through callbacks.
 """
@@ -12,6 +12,7 @@ from nas.storage import INVALID, MISSING, redact
 
 PAGES = (
     ("/", "Fronts"),
+    ("/confirmed", "Confirmed"),
     ("/spectrum", "Spectrum"),
     ("/progress", "Search progress"),
     ("/importance", "What mattered"),
@@ -125,6 +126,23 @@ def fronts_page() -> html.Div:
         ),
         "Click a point to open its trial. Stars are the landmark designs.",
         dcc.Graph(id="fronts-graph", config=GRAPH_CONFIG, style={"height": "640px"}),
+    )
+
+
+def confirmed_page() -> html.Div:
+    return html.Div(
+        [
+            html.P(
+                "The front's points and the landmarks retrained with more seeds "
+                "(python -m nas.confirm), and trained to the end (--final). Each mean carries "
+                "its 95% t interval over seeds; a difference counts only when its interval "
+                "excludes zero. Click a point to open its trial.",
+                className="hint",
+            ),
+            dcc.Graph(id="confirmed-graph", config=GRAPH_CONFIG, style={"height": "560px"}),
+            dcc.Graph(id="final-graph", config=GRAPH_CONFIG, style={"height": "560px"}),
+            html.Div(id="confirmed-tables"),
+        ]
     )
 
 

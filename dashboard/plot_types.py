@@ -36,6 +36,19 @@ class Points(NamedTuple):
     click: np.ndarray | None  # [study, number] per point (opens its page); None when empty
 
 
+class IntervalPoints(NamedTuple):
+    """Networks at their MACs: a mean over seeds with its interval as error bars."""
+
+    x: np.ndarray  # MACs
+    y: np.ndarray  # the mean over seeds
+    minus: np.ndarray  # the interval's reach below the mean (0 for one seed)
+    plus: np.ndarray  # and above it
+    decoupling: np.ndarray  # for the shared colour scale
+    labels: tuple[str, ...]  # the text beside each marker (a label)
+    hover: tuple[str, ...]
+    click: np.ndarray | None  # [study, trial] per point (opens its page); None when empty
+
+
 class FrontLine(NamedTuple):
     """The corners of one study's Pareto front, cheapest first."""
 
@@ -78,6 +91,8 @@ class FrontsData(NamedTuple):
     by_decoupling: bool = True  # colour points by decoupling degree, else by study
     front_shape: str = "hv"  # the front's step line (plotly's line shape); "": markers only
     notice: str = ""  # one line: what these studies cannot show (a label)
+    # The networks confirmed with more seeds (nas.confirm): their means and 95% t intervals.
+    confirmed: IntervalPoints | None = None
 
 
 def click_data(rows: pd.DataFrame) -> np.ndarray | None:

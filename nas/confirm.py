@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -84,18 +85,12 @@ def targets(study: optuna.Study, top: int, landmarks_within: float | None = None
     """The front's points, nearest the knee first (up to `top`), then every landmark (those
     within `landmarks_within` times the knee's MACs either way, where given): one target per
     architecture, the first trial that has it."""
-    # A foreign or damaged trial has no network to retrain: it takes no place on the front.
-    trials = [
-        trial
-        for trial in study.get_trials(deepcopy=False)
-        if _readable(TrialRecord.from_trial(trial).arch)
-    ]
+    trials = _retrainable(study.get_trials(deepcopy=False))
     budget = study.user_attrs.get("budget")
-    front = front_trials(trials)  # cheapest first
+    front, knee = _front_and_knee(trials)
     chosen: list[Target] = []
     knee_macs = None
     if front:
-        knee = knee_index([(trial_accuracy(t), trial_macs(t)) for t in front])
         knee_macs = trial_macs(front[knee])
         nearest_knee = sorted(range(len(front)), key=lambda i: (abs(i - knee), i))
         for index in nearest_knee[:top]:
@@ -117,6 +112,41 @@ def targets(study: optuna.Study, top: int, landmarks_within: float | None = None
     for target in chosen:
         unique.setdefault(target.arch, target)
     return list(unique.values())
+
+
+def stored_targets(trials: Sequence, study_attrs: Mapping) -> list[Target]:
+    """The targets of every run stored in a study's attributes, in trial order, labelled as
+    `targets` labels them (the knee of the study's front as it stands now): what a reader
+    that did not choose them (the dashboard) shows."""
+    numbers = {run.trial for run in confirmation_runs(study_attrs).values()}
+    if not numbers:
+        return []
+    readable = _retrainable(trials)
+    front, knee = _front_and_knee(readable)
+    knee_number = front[knee].number if front else None
+    chosen = []
+    for trial in readable:
+        if trial.number not in numbers or trial_macs(trial) is None:
+            continue
+        if trial_accuracy(trial) is None:
+            continue
+        landmark = TrialRecord.from_trial(trial).landmark
+        label = landmark or ("knee" if trial.number == knee_number else "front")
+        chosen.append(_target(trial, label, study_attrs.get("budget")))
+    return chosen
+
+
+def _retrainable(trials: Sequence) -> list:
+    # A foreign or damaged trial has no network to retrain: it takes no place on the front.
+    return [trial for trial in trials if _readable(TrialRecord.from_trial(trial).arch)]
+
+
+def _front_and_knee(trials: Sequence) -> tuple[list, int]:
+    """The accuracy-MACs front of `trials` (cheapest first) and the index of its knee."""
+    front = front_trials(trials)
+    if not front:
+        return [], 0
+    return front, knee_index([(trial_accuracy(t), trial_macs(t)) for t in front])
 
 
 def _readable(arch: str | None) -> bool:
@@ -171,18 +201,26 @@ class Confirmed:
 
 
 def confirmed(
-    study: optuna.Study, chosen: list[Target], seeds: list[int], epochs: int | None = None
+    study_attrs: Mapping,
+    chosen: list[Target],
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
 ) -> list[Confirmed]:
-    """Each target's finished runs among `seeds` (confirmations, or the final runs of
-    `epochs`), their mean interval, and whether its mean is on the front of the means."""
-    runs = confirmation_runs(study.user_attrs)
+    """Each target's finished runs among `seeds` (every stored seed when None) stored in a
+    study's attributes (confirmations, or the final runs of `epochs`), their mean interval,
+    and whether its mean is on the front of the means."""
+    runs = confirmation_runs(study_attrs)
     rows = []
     for target in chosen:
+        if seeds is None:
+            of_target = [
+                run for run in runs.values() if run.trial == target.trial and run.epochs == epochs
+            ]
+            found = sorted(of_target, key=lambda run: run.seed)
+        else:
+            found = [runs.get(run_key(target.trial, seed, epochs)) for seed in seeds]
         accuracies = tuple(
-            run.accuracy
-            for seed in seeds
-            if (run := runs.get(run_key(target.trial, seed, epochs))) is not None
-            and run.accuracy is not None
+            run.accuracy for run in found if run is not None and run.accuracy is not None
         )
         interval = mean_interval(accuracies) if accuracies else None
         rows.append(Confirmed(target, accuracies, interval))
@@ -198,13 +236,8 @@ def pick_accuracies(study: optuna.Study) -> tuple[dict[int, float], str] | None:
     them trained, the longer on a tie), else each confirmed trial's mean validation accuracy
     over its confirmation seeds; the accuracies by trial, and those words. None: neither."""
     runs = [r for r in confirmation_runs(study.user_attrs).values() if r.accuracy is not None]
-    finals = [run for run in runs if run.epochs is not None]
-    if finals:
-        trials_at: dict[int, set[int]] = {}
-        for run in finals:
-            trials_at.setdefault(run.epochs, set()).add(run.trial)
-        epochs = max(trials_at, key=lambda e: (len(trials_at[e]), e))
-        chosen = [run for run in finals if run.epochs == epochs]
+    if (epochs := final_epochs_stored(runs)) is not None:
+        chosen = [run for run in runs if run.epochs == epochs]
         words = f"final test accuracy ({epochs} epochs of the final recipe)"
     else:
         chosen = [run for run in runs if run.epochs is None]
@@ -218,6 +251,41 @@ def pick_accuracies(study: optuna.Study) -> tuple[dict[int, float], str] | None:
     counts = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     means = {trial: statistics.fmean(values) for trial, values in by_trial.items()}
     return means, f"the mean {words} over {counts} seed" + "s" * (seeds != [1])
+
+
+def final_epochs_stored(runs) -> int | None:
+    """The epochs of the final runs that speak for a study: those most trials finished (the
+    longer on a tie); None without a finished final run."""
+    trials_at: dict[int, set[int]] = {}
+    for run in runs:
+        if run.epochs is not None and run.accuracy is not None:
+            trials_at.setdefault(run.epochs, set()).add(run.trial)
+    return max(trials_at, key=lambda e: (len(trials_at[e]), e), default=None)
+
+
+@dataclass(frozen=True)
+class StoredRuns:
+    """What a study's stored runs measured, every seed of them (see `stored_runs`)."""
+
+    proxy: tuple[Confirmed, ...]  # each trial with a finished confirmation
+    final: tuple[Confirmed, ...]  # each trial with a finished final run of `epochs`
+    epochs: int | None  # the final runs' epochs (`final_epochs_stored`); None: no final run
+
+    @property
+    def empty(self) -> bool:
+        return not self.proxy and not self.final
+
+
+def stored_runs(trials: Sequence, study_attrs: Mapping) -> StoredRuns:
+    """The confirmed and final rows of every target with a finished run in a study's
+    attributes: what the dashboard draws, whoever ran them and with whatever options."""
+    chosen = stored_targets(trials, study_attrs)
+    if not chosen:
+        return StoredRuns((), (), None)
+    epochs = final_epochs_stored(confirmation_runs(study_attrs).values())
+    proxy = [row for row in confirmed(study_attrs, chosen) if row.accuracies]
+    final = [] if epochs is None else confirmed(study_attrs, chosen, epochs=epochs)
+    return StoredRuns(tuple(proxy), tuple(row for row in final if row.accuracies), epochs)
 
 
 def run_confirmation(
@@ -351,16 +419,12 @@ def summary(rows: list[Confirmed], seeds: list[int]) -> str:
         target = row.target
         lines.append(
             f"{target.label[:18]:<18} {target.trial:>5} {target.macs / 1e6:>8.2f} "
-            f"{target.search_acc:>8.2%} {_mean_text(row):>18} {'yes' if row.on_front else '':>5}"
+            f"{target.search_acc:>8.2%} {interval_text(row):>18} "
+            f"{'yes' if row.on_front else '':>5}"
         )
-    landmarks = [r for r in rows if r.target.is_landmark and len(r.accuracies) >= 1]
     for row in rows:
-        if row.target.is_landmark or not row.accuracies or not landmarks:
+        if row.target.is_landmark or (nearest := nearest_landmark(rows, row)) is None:
             continue
-        nearest = min(
-            landmarks,
-            key=lambda r: abs(math.log10(r.target.macs / max(1, row.target.macs))),
-        )
         diff = difference_of_values(row.accuracies, nearest.accuracies)
         name = f"trial {row.target.trial} ({row.target.label})"
         lines.append(fit_width(verdict(name, nearest.target.label, diff)))
@@ -378,30 +442,20 @@ def final_summary(proxy: list[Confirmed], final: list[Confirmed], epochs: int) -
         f"{'rank':>9}",
     ]
     by_arch = {row.target.arch: row for row in proxy}
-    ranked = [row for row in final if row.interval and by_arch.get(row.target.arch, row).interval]
-    proxy_rank = _ranks([by_arch[row.target.arch].interval.mean for row in ranked])
-    final_rank = _ranks([row.interval.mean for row in ranked])
-    ranks = {row.target.arch: (p, f) for row, p, f in zip(ranked, proxy_rank, final_rank)}
+    ranks, tau = proxy_final_ranks(proxy, final)
     for row in sorted(final, key=lambda r: r.target.macs):
         target = row.target
-        test = (
-            "no run yet"
-            if row.interval is None
-            else (f"{row.interval.mean:.2%} ± {row.spread:.2%} ({row.interval.seeds})")
-        )
+        test = spread_text(row)
         rank = ranks.get(target.arch)
         rank_text = f"{rank[0]:>3} -> {rank[1]:<3}" if rank else ""
-        proxy_text = _mean_text(by_arch[target.arch]) if target.arch in by_arch else ""
+        proxy_text = interval_text(by_arch[target.arch]) if target.arch in by_arch else ""
         lines.append(
             f"{target.label[:18]:<18} {target.trial:>5} {target.macs / 1e6:>8.2f} "
             f"{proxy_text:>19} {test:>18} {rank_text:>9}".rstrip()
         )
-    if len(ranked) >= 3:
-        from scipy import stats  # as nas.intervals does; only once there is something to rank
-
-        tau = stats.kendalltau(proxy_rank, final_rank).statistic
+    if tau is not None:
         lines.append(
-            f"rank = proxy -> final among these {len(ranked)} networks (1 the most accurate); "
+            f"rank = proxy -> final among these {len(ranks)} networks (1 the most accurate); "
             f"Kendall tau {tau:.2f}"
         )
     for row in final:
@@ -417,12 +471,44 @@ def final_summary(proxy: list[Confirmed], final: list[Confirmed], epochs: int) -
     return "\n".join(lines)
 
 
-def best_cheaper_landmark(rows: list[Confirmed], row: Confirmed) -> Confirmed | None:
+def nearest_landmark(rows: Sequence[Confirmed], row: Confirmed) -> Confirmed | None:
+    """The measured landmark of `rows` nearest `row` in log MACs (None: `row` or every
+    landmark has no run): what a confirmed point is told apart from."""
+    if not row.accuracies:
+        return None
+    measured = [lm for lm in rows if lm.target.is_landmark and lm.accuracies]
+    ratio = partial(_log_ratio, row.target.macs)
+    return min(measured, key=lambda lm: ratio(lm.target.macs), default=None)
+
+
+def _log_ratio(macs: int, other: int) -> float:
+    return abs(math.log10(max(1, other) / max(1, macs)))
+
+
+def best_cheaper_landmark(rows: Sequence[Confirmed], row: Confirmed) -> Confirmed | None:
     """The measured landmark with the highest mean among those of `rows` at equal or lower
     MACs than `row`: what a searched network must beat to be worth its cost."""
     measured = [lm for lm in rows if lm.target.is_landmark and lm.accuracies]
     cheaper = [lm for lm in measured if lm.target.macs <= row.target.macs]
     return max(cheaper, key=lambda lm: lm.interval.mean, default=None)
+
+
+def proxy_final_ranks(
+    proxy: Sequence[Confirmed], final: Sequence[Confirmed]
+) -> tuple[dict[str, tuple[int, int]], float | None]:
+    """Each network measured both ways, by architecture: its rank by confirmed proxy mean and
+    by final test mean (1 the most accurate), and the Kendall tau of the two orders (None
+    below 3 networks: too few to say whether the proxy keeps the order)."""
+    by_arch = {row.target.arch: row for row in proxy if row.interval}
+    ranked = [row for row in final if row.interval and row.target.arch in by_arch]
+    proxy_rank = _ranks([by_arch[row.target.arch].interval.mean for row in ranked])
+    final_rank = _ranks([row.interval.mean for row in ranked])
+    ranks = {row.target.arch: (p, f) for row, p, f in zip(ranked, proxy_rank, final_rank)}
+    if len(ranked) < 3:
+        return ranks, None
+    from scipy import stats  # as nas.intervals does; only once there is something to rank
+
+    return ranks, float(stats.kendalltau(proxy_rank, final_rank).statistic)
 
 
 def _ranks(values: list[float]) -> list[int]:
@@ -431,10 +517,19 @@ def _ranks(values: list[float]) -> list[int]:
     return [order.index(value) + 1 for value in values]
 
 
-def _mean_text(row: Confirmed) -> str:
+def interval_text(row: Confirmed) -> str:
+    """'93.10% ± 0.42% (3)': the mean, its 95% t interval's half width ('?' for one seed)
+    and the seeds."""
     if row.interval is None:
         return "no run yet"
     return f"{row.interval.mean:.2%} ± {_half(row.interval)} ({row.interval.seeds})"
+
+
+def spread_text(row: Confirmed) -> str:
+    """'93.10% ± 0.20% (3)': the mean, the sample standard deviation and the seeds."""
+    if row.interval is None:
+        return "no run yet"
+    return f"{row.interval.mean:.2%} ± {row.spread:.2%} ({row.interval.seeds})"
 
 
 def _half(interval: MeanInterval) -> str:
@@ -541,10 +636,10 @@ def _run(args: argparse.Namespace, arguments: list[str]) -> int:
         status = _run_processes(arguments, workers)
         if status:
             return status
-    proxy = confirmed(study, chosen, seeds)
+    proxy = confirmed(study.user_attrs, chosen, seeds)
     print(summary(proxy, seeds))
     if epochs:
-        print(final_summary(proxy, confirmed(study, chosen, seeds, epochs), epochs))
+        print(final_summary(proxy, confirmed(study.user_attrs, chosen, seeds, epochs), epochs))
     return 0
 
 

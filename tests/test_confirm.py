@@ -10,9 +10,7 @@ from dataclasses import replace
 
 import optuna
 import pytest
-from optuna.trial import TrialState, create_trial
 
-import nas
 from nas import Arch, build_model
 from nas.confirm import (
     Confirmed,
@@ -25,61 +23,12 @@ from nas.confirm import (
     summary,
     targets,
 )
-from nas.cost import count_cost
 from nas.data import load_dataset
 from nas.intervals import mean_interval
 from nas.record import DONE, RUNNING, ConfirmationRun, confirmation_runs, run_key
 from nas.train import DEFAULT_RECIPE, Budget, train, train_final
-from search_spaces import LANDMARKS
+from tests.confirm_study import LARGE, MID, SMALL, make_study
 from tests.search_helpers import load, run_search
-
-DIGITS_SHAPE = (1, 8, 8)
-SMALL = "stem8-c16_d1_s2_k3_gdw_pafter_f0_a1_r0-c16_d1_s2_k3_g1_pnone_f0_a0_r0"
-MID = "stem8-c16_d1_s2_k3_g1_pnone_f0_a0_r0-c32_d1_s2_k3_g1_pnone_f0_a0_r0"
-LARGE = "stem16-c32_d1_s2_k3_g1_pnone_f0_a0_r0-c64_d1_s2_k3_g1_pnone_f0_a0_r0"
-DOMINATED = "stem16-c32_d2_s2_k3_g1_pnone_f0_a0_r0-c64_d1_s2_k3_g1_pnone_f0_a0_r0"
-
-
-def make_study(url: str, *, seed: int = 0) -> optuna.Study:
-    """A study of the search's schema on digits: three front points (MID the knee), one
-    dominated trial, a pruned one, and two landmarks."""
-    study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
-    settings = {
-        "space": "inception_to_xception",
-        "dataset": "digits",
-        "budget": "2x300",
-        "batch_size": 32,
-        "seed": seed,
-        "version": nas.__version__,
-        "objectives": ["val_acc", "macs"],
-        "input_shape": list(DIGITS_SHAPE),
-        "num_classes": 10,
-        "device": "cpu",
-    }
-    for key, value in settings.items():
-        study.set_user_attr(key, value)
-    rows = [
-        (SMALL, 0.60, None),
-        (MID, 0.85, None),
-        (LARGE, 0.87, None),
-        (DOMINATED, 0.70, None),
-        (str(LANDMARKS["normal"]), 0.80, "normal"),
-        (str(LANDMARKS["mobilenet"]), 0.50, "mobilenet"),
-    ]
-    for arch, accuracy, landmark in rows:
-        macs = count_cost(arch, DIGITS_SHAPE, 10).macs
-        attrs = {"arch": arch, "macs": macs, "budget": "2x300", "val_acc_curve": [accuracy]}
-        if landmark:
-            attrs["landmark"] = landmark
-        study.add_trial(
-            create_trial(state=TrialState.COMPLETE, values=[accuracy, macs], user_attrs=attrs)
-        )
-    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"arch": SMALL}))
-    # A trial with no readable network, ahead of everything: nothing to confirm there.
-    study.add_trial(
-        create_trial(state=TrialState.COMPLETE, values=[0.99, 1.0], user_attrs={"arch": "c3x"})
-    )
-    return study
 
 
 @pytest.fixture
@@ -308,7 +257,7 @@ def test_the_confirmed_front_is_the_front_of_the_means(tmp_path):
         accuracy = means.get(target.arch, 0.3)
         run = ConfirmationRun(target.trial, 1, target.arch, DONE, "w", 1.0, (accuracy,))
         study.set_user_attr(run.key, run.to_attr())
-    rows = {row.target.arch: row for row in confirmed(study, picked, [1])}
+    rows = {row.target.arch: row for row in confirmed(study.user_attrs, picked, [1])}
     assert rows[MID].on_front and not rows[LARGE].on_front
     assert rows[MID].interval.seeds == 1
 

@@ -22,6 +22,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from search_spaces import LANDMARKS
+from tests.confirm_study import SMALL, confirmed_study, store_runs
 from tests.dashboard_fixtures import MARKUP, add_complete_trials, add_trial, build_study
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -296,3 +297,47 @@ def test_markup_in_stored_strings_is_drawn_as_text(tmp_path, browser):
     )
     assert not table["links"] and not table["big"], table
     assert MARKUP in table["text"]  # the landmark and the unreadable architecture, as typed
+
+
+def graph_traces(driver, graph: str) -> dict[str, dict]:
+    """Per trace name of one graph, as plotly drew it: its points and error bar reach."""
+    return driver.execute_script(
+        f"const g = document.querySelector('#{graph} .js-plotly-plot');"
+        "if (!g || !g._fullData) return {};"
+        "return Object.fromEntries(g._fullData.map(t => [t.name, {"
+        " n: t.x ? t.x.length : 0, text: t.text || null,"
+        " plus: t.error_y && t.error_y.visible ? Array.from(t.error_y.array) : null}]));"
+    )
+
+
+def test_confirmed_page_draws_intervals_and_gains_a_finished_run_live(tmp_path, browser):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = confirmed_study(url)
+    with serving(url) as address:
+        wait = WebDriverWait(browser, 40)
+        browser.get(address + "/confirmed")
+
+        def searched(graph: str) -> dict:
+            traces = graph_traces(browser, graph)
+            return next((t for name, t in traces.items() if name.startswith("searched")), {})
+
+        wait.until(lambda d: searched("confirmed-graph").get("n") == 3)
+        bars = searched("confirmed-graph")["plus"]
+        assert len(bars) == 3 and all(bar > 0 for bar in bars)  # every mean has its interval
+        assert searched("final-graph")["text"] == ["1→2", "3→1"]
+        tables = browser.find_element(By.ID, "confirmed-tables").text
+        assert "not distinguishable at 3 seeds" in tables
+        assert "93.10% ± 0.10% (3)" in tables
+        screenshot(browser, "confirmed.png")
+
+        # A final run of trial 0 finishes while the page is open: it is drawn without a reload.
+        browser.execute_script("window.notReloaded = true;")
+        store_runs(study, 0, SMALL, [0.7, 0.71, 0.72], epochs=10)
+        wait.until(lambda d: searched("final-graph").get("n") == 3)
+        assert browser.execute_script("return window.notReloaded === true;")
+        # On the fronts page, the confirmed means sit beside the single search runs.
+        browser.get(address + "/")
+        wait.until(lambda d: any(name.startswith("confirmed mean") for name in trace_lengths(d)))
+        # Read while the server is up: its shutdown would reset the page's next poll.
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if "favicon" not in e["message"]], severe
