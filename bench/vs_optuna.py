@@ -8,6 +8,13 @@ the other, never side by side, each stopped as Ctrl-C would. Each finished run i
 complete trials at each checkpoint, counted from each process's start (set-up included).
 
     python bench/vs_optuna.py [--minutes 20] [--seeds 2] [--checkpoints 5 10 20]
+
+The sampler decision runs our search with each of its samplers, at the default command's
+--trials (NSGA-II's population is an eighth of it) and the goal's wall time:
+
+    python bench/vs_optuna.py --tools ours ours_tpe ours_random --trials 200 --seeds 3 \
+        --minutes 40 --checkpoints 10 20 40 --name samplers \
+        --runs bench/results/samplers_runs.jsonl
 """
 
 from __future__ import annotations
@@ -39,9 +46,16 @@ from nas.record import counts_toward_target, trial_accuracy, trial_macs  # noqa:
 
 SPACE = "inception_to_xception"
 # Our search with its defaults, with the defaults it had before (one process, the dominance
-# pruner), and the plain script.
-OURS = {"ours": {"workers": None}, "ours_earlier": {"workers": 1, "pruner": "dominance"}}
+# pruner), with its other samplers (TPE: multivariate, constant liar), and the plain script.
+OURS = {
+    "ours": {"workers": None},
+    "ours_earlier": {"workers": 1, "pruner": "dominance"},
+    "ours_tpe": {"workers": None, "sampler": "tpe"},
+    "ours_random": {"workers": None, "sampler": "random"},
+}
 TOOLS = (*OURS, "plain_optuna")
+# The --trials of the runs before the option existed: NSGA-II's population at its cap of 50.
+EARLIER_TRIALS = 100_000
 
 
 def main() -> None:
@@ -50,6 +64,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     parser.add_argument("--checkpoints", type=float, nargs="+", default=[5, 10, 20])
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=EARLIER_TRIALS,
+        help="our search's --trials (it stops on time first; NSGA-II's population is trials/8, "
+        "10 to 50)",
+    )
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--runs", default=str(RESULTS / "vs_optuna_runs.jsonl"))
     parser.add_argument("--work", default="/tmp/vs_optuna", help="folder for the studies")
@@ -81,6 +102,7 @@ def main() -> None:
         "machine": machine(),
         "minutes": args.minutes,
         "dataset": args.dataset,
+        "trials": args.trials,
         "checkpoints_min": args.checkpoints,
         "runs": runs,
         "summary": _summary(runs, args.checkpoints),
@@ -94,7 +116,8 @@ def _read_runs(path: Path, args) -> dict:
     if path.exists():
         for line in path.read_text().splitlines():
             run = json.loads(line)
-            if run["minutes"] == args.minutes and run["dataset"] == args.dataset:
+            same = (run["minutes"], run["dataset"], run.get("trials", EARLIER_TRIALS))
+            if same == (args.minutes, args.dataset, args.trials):
                 done[(run["tool"], run["seed"])] = run
     return done
 
@@ -107,7 +130,7 @@ def _run(tool: str, seed: int, args, work: Path) -> dict:
         command = search_command(
             space=SPACE,
             dataset=args.dataset,
-            trials=100_000,
+            trials=args.trials,
             storage=storage,
             study=study_name,
             seed=seed,
@@ -137,6 +160,7 @@ def _run(tool: str, seed: int, args, work: Path) -> dict:
         "seed": seed,
         "minutes": args.minutes,
         "dataset": args.dataset,
+        "trials": args.trials,
         **_measure(study, start_wall, args),
     }
 
@@ -200,6 +224,12 @@ def _verdict(ours: list[float], plain: list[float]) -> str:
     return "not distinguishable (the seeds' ranges overlap)"
 
 
+def _population(trials: int) -> int:
+    from nas._workers import nsga2_population  # the search's own rule
+
+    return nsga2_population(trials)
+
+
 def markdown(r: dict) -> list[str]:
     summary, seeds = r["summary"], sorted({run["seed"] for run in r["runs"]})
     lines = [
@@ -208,10 +238,13 @@ def markdown(r: dict) -> list[str]:
         f"{ran_on(r['benchmark'], r['machine'])}. {r['minutes']:g} minutes per run on "
         f"{r['dataset']}, seeds {', '.join(map(str, seeds))}, one run after the other. Ours: "
         "the default `python -m nas.search` (workers auto, rung pruner, NSGA-II, duplicate "
-        "reuse, landmarks first); ours_earlier: the same with its earlier defaults "
-        "(`--workers 1 --pruner dominance`); plain: `bench/plain_optuna.py` (the same space, "
-        "budget and recipe in a DataLoader loop, NSGA-II defaults, nothing else). Hypervolume "
-        "of the complete trials, counted from each process's start.",
+        f"reuse, landmarks first) with `--trials {r.get('trials', EARLIER_TRIALS)}` (NSGA-II's "
+        f"population {_population(r.get('trials', EARLIER_TRIALS))}; each run stops on time); "
+        "ours_earlier: the same with its earlier defaults (`--workers 1 --pruner dominance`); "
+        "ours_tpe and ours_random: the same with `--sampler tpe` (multivariate, constant liar) "
+        "or `--sampler random`; plain: `bench/plain_optuna.py` (the same space, budget and "
+        "recipe in a DataLoader loop, NSGA-II defaults (population 50), nothing else). "
+        "Hypervolume of the complete trials, counted from each process's start.",
         "",
         "| tool | seed | finished trials | complete | trials per hour | "
         + " | ".join(f"HV at {c:g} min" for c in r["checkpoints_min"])
@@ -227,7 +260,7 @@ def markdown(r: dict) -> list[str]:
             f"{run['trials_per_hour']:.0f} | " + " | ".join(cells) + " |"
         )
     ours = summary.get("ours")
-    for other in ("plain_optuna", "ours_earlier"):
+    for other in ("plain_optuna", *(tool for tool in OURS if tool != "ours")):
         theirs = summary.get(other)
         if ours is None or theirs is None:
             continue

@@ -169,15 +169,21 @@ def run_trials_here(
     return objective
 
 
+def nsga2_population(trials: int) -> int:
+    """NSGA-II's population for a search of `trials`: generations of ~1/8 of the trials, so
+    that even a short search has several rounds of selection (10 to 50)."""
+    return min(50, max(10, trials // 8))
+
+
 def make_sampler(settings: RunSettings) -> optuna.samplers.BaseSampler:
     """The --sampler of this worker, seeded with --seed plus the worker's index."""
     seed = settings.seed + (settings.worker_index or 0)
     if settings.sampler == "nsga2":
-        # Generations of ~1/8 of the trials: several rounds of selection even in short runs.
-        population = min(50, max(10, settings.trials // 8))
+        population = nsga2_population(settings.trials)
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
     if settings.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        # Constant liar: workers sharing a study do not all sample beside the same good point.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     return optuna.samplers.RandomSampler(seed=seed)
 
 

@@ -251,3 +251,14 @@ def test_the_pruner_is_named_and_no_prune_means_none():
 def test_a_worker_count_that_is_no_number_is_refused_in_one_line():
     with pytest.raises(ValueError, match=r"--workers must be auto or a whole number, got 'two'"):
         settings("--workers", "two")
+
+
+@pytest.mark.parametrize("trials, population", [(40, 10), (200, 25), (1000, 50)])
+def test_each_sampler_is_built_as_documented(trials, population):
+    from nas._workers import make_sampler
+
+    nsga2 = make_sampler(settings("--trials", str(trials)))
+    assert nsga2._population_size == population  # generations of an eighth, 10 to 50
+    tpe = make_sampler(settings("--sampler", "tpe", "--seed", "3"))
+    assert tpe._multivariate and tpe._constant_liar  # workers do not pile onto one point
+    assert type(make_sampler(settings("--sampler", "random"))).__name__ == "RandomSampler"
