@@ -233,13 +233,16 @@ def _register_figure(app: Dash, cache: FrameCache, graph: str, control: str, vie
     def redraw(_versions, selection, choice):
         return view(cache, selection, choice)
 
-    @app.callback(
+    _open_trial_on_click(app, graph)
+
+
+def _open_trial_on_click(app: Dash, graph: str) -> None:
+    """A click on a point of `graph` opens that trial's page."""
+    app.callback(
         Output("url", "href", allow_duplicate=True),
         Input(graph, "clickData"),
         prevent_initial_call=True,
-    )
-    def open_trial(click_data):
-        return trial_href(click_data) or no_update
+    )(lambda click_data: trial_href(click_data) or no_update)
 
 
 def importance_view(cache: FrameCache, selection: list[str] | None, memo: dict) -> list:
@@ -342,13 +345,7 @@ def _register_trials(app: Dash, trials: TrialsCache) -> None:
             Output(graph, "figure"), Input("versions", "data"), Input("studies", "value")
         )(lambda _versions, selection, view=view: view(trials, selection))
 
-    @app.callback(
-        Output("url", "href", allow_duplicate=True),
-        Input("curves-graph", "clickData"),
-        prevent_initial_call=True,
-    )
-    def open_curve(click_data):
-        return trial_href(click_data) or no_update
+    _open_trial_on_click(app, "curves-graph")
 
 
 def register_callbacks(app: Dash, cache: FrameCache) -> None:
@@ -401,11 +398,7 @@ def register_callbacks(app: Dash, cache: FrameCache) -> None:
         return confirmed_view(cache, selection)
 
     for graph in ("confirmed-graph", "final-graph"):
-        app.callback(
-            Output("url", "href", allow_duplicate=True),
-            Input(graph, "clickData"),
-            prevent_initial_call=True,
-        )(lambda click_data: trial_href(click_data) or no_update)
+        _open_trial_on_click(app, graph)
 
     @app.callback(
         Output("progress-graph", "figure"),

@@ -52,6 +52,24 @@ def _interval_trace(points: IntervalPoints, name: str, symbol: str, size: int) -
     )
 
 
+def _add_networks(
+    figure: go.Figure,
+    searched: IntervalPoints,
+    landmarks: IntervalPoints,
+    prefix: str,
+    symbol: str,
+    what: str,
+) -> None:
+    """The searched points in the study's symbol and the landmarks as stars, where any."""
+    for points, kind, marker, size in (
+        (searched, "searched", symbol, 10),
+        (landmarks, "landmarks", "star", 15),
+    ):
+        if len(points.x):
+            name = f"{prefix}{kind}, {what} mean ± 95% t ({len(points.x)})"
+            figure.add_trace(_interval_trace(points, name, marker, size))
+
+
 def confirmed_figure(data: ConfirmedData) -> go.Figure:
     """Confirmed validation accuracy (mean ± 95% t interval over seeds) against MACs: the
     searched points and the landmarks, the front of the means as a step line, and each
@@ -83,12 +101,7 @@ def confirmed_figure(data: ConfirmedData) -> go.Figure:
                     name=f"{prefix}front of the confirmed means ({len(study.front.x)})",
                 )
             )  # fmt: skip
-        searched = study.searched
-        name = f"{prefix}searched, confirmed mean ± 95% t ({len(searched.x)})"
-        figure.add_trace(_interval_trace(searched, name, symbol, 10))
-        landmarks = study.landmarks
-        name = f"{prefix}landmarks, confirmed mean ± 95% t ({len(landmarks.x)})"
-        figure.add_trace(_interval_trace(landmarks, name, "star", 15))
+        _add_networks(figure, study.searched, study.landmarks, prefix, symbol, "confirmed")
     note = "a grey cross is the search's own run of a network, left out of its mean"
     _layout(figure, data, "validation accuracy (mean over seeds, 95% t interval)", note)
     return figure
@@ -108,12 +121,7 @@ def final_figure(data: ConfirmedData) -> go.Figure:
         prefix = f"{plot_text(study.study)}: " if several else ""
         symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
         searched, landmarks = study.final_searched, study.final_landmarks
-        if len(searched.x):
-            name = f"{prefix}searched, final test mean ± 95% t ({len(searched.x)})"
-            figure.add_trace(_interval_trace(searched, name, symbol, 10))
-        if len(landmarks.x):
-            name = f"{prefix}landmarks, final test mean ± 95% t ({len(landmarks.x)})"
-            figure.add_trace(_interval_trace(landmarks, name, "star", 15))
+        _add_networks(figure, searched, landmarks, prefix, symbol, "final test")
     note = "labels: rank by confirmed proxy mean → rank by final test mean (1 the most accurate)"
     _layout(figure, data, "test accuracy after final training (mean over seeds, 95% t)", note)
     if not any(len(s.final_searched.x) + len(s.final_landmarks.x) for s in data.studies):

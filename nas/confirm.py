@@ -126,9 +126,7 @@ def stored_targets(trials: Sequence, study_attrs: Mapping) -> list[Target]:
     knee_number = front[knee].number if front else None
     chosen = []
     for trial in readable:
-        if trial.number not in numbers or trial_macs(trial) is None:
-            continue
-        if trial_accuracy(trial) is None:
+        if trial.number not in numbers or None in (trial_macs(trial), trial_accuracy(trial)):
             continue
         landmark = TrialRecord.from_trial(trial).landmark
         label = landmark or ("knee" if trial.number == knee_number else "front")
