@@ -2,7 +2,7 @@
 trials page (sort, filter, CSV, a row click, parallel coordinates).
 
 Screenshots go to a temporary folder; with NAS_UPDATE_SCREENSHOTS=1 they refresh
-docs/screenshots/main.png, trial.png and trials.png. Needs the system Chromium and its driver
+docs/screenshots/main.png, trial.png, trials.png and confirmed.png. Needs the system Chromium and its driver
 (Debian: chromium, chromium-driver, which .ci/run installs); nothing is downloaded.
 """
 
