@@ -1,9 +1,10 @@
-"""End to end in headless Chromium: the fronts, a live update, a click to a trial page, and the
-trials page (sort, filter, CSV, a row click, parallel coordinates).
+"""End to end in headless Chromium: the fronts, a live update, a click to a trial page, the
+trials page (sort, filter, CSV, a row click, parallel coordinates) and the Confirmed page.
 
 Screenshots go to a temporary folder; with NAS_UPDATE_SCREENSHOTS=1 they refresh
-docs/screenshots/main.png, trial.png, trials.png and confirmed.png. Needs the system Chromium and its driver
-(Debian: chromium, chromium-driver, which .ci/run installs); nothing is downloaded.
+docs/screenshots/main.png, trial.png, trials.png and confirmed.png. Needs the system Chromium
+and its driver (Debian: chromium, chromium-driver, which .ci/run installs); nothing is
+downloaded.
 """
 
 from __future__ import annotations
