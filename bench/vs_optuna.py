@@ -41,6 +41,7 @@ from bench._machine import (  # noqa: E402
     write_results,  # noqa: E402
 )
 from bench._search_args import search_command  # noqa: E402
+from nas._workers import nsga2_population  # noqa: E402
 from nas.pareto import hypervolume  # noqa: E402
 from nas.record import counts_toward_target, trial_accuracy, trial_macs  # noqa: E402
 
@@ -224,22 +225,17 @@ def _verdict(ours: list[float], plain: list[float]) -> str:
     return "not distinguishable (the seeds' ranges overlap)"
 
 
-def _population(trials: int) -> int:
-    from nas._workers import nsga2_population  # the search's own rule
-
-    return nsga2_population(trials)
-
-
 def markdown(r: dict) -> list[str]:
     summary, seeds = r["summary"], sorted({run["seed"] for run in r["runs"]})
+    trials = r.get("trials", EARLIER_TRIALS)
     lines = [
         "# Our search against a plain Optuna script, same wall time",
         "",
         f"{ran_on(r['benchmark'], r['machine'])}. {r['minutes']:g} minutes per run on "
         f"{r['dataset']}, seeds {', '.join(map(str, seeds))}, one run after the other. Ours: "
         "the default `python -m nas.search` (workers auto, rung pruner, NSGA-II, duplicate "
-        f"reuse, landmarks first) with `--trials {r.get('trials', EARLIER_TRIALS)}` (NSGA-II's "
-        f"population {_population(r.get('trials', EARLIER_TRIALS))}; each run stops on time); "
+        f"reuse, landmarks first) with `--trials {trials}` (NSGA-II's population "
+        f"{nsga2_population(trials)}; each run stops on time); "
         "ours_earlier: the same with its earlier defaults (`--workers 1 --pruner dominance`); "
         "ours_tpe and ours_random: the same with `--sampler tpe` (multivariate, constant liar) "
         "or `--sampler random`; plain: `bench/plain_optuna.py` (the same space, budget and "

@@ -103,7 +103,7 @@ def _study(name: str, stored: StoredRuns, degrees: Mapping[int, float]) -> Confi
         else:
             final_verdicts.append(_verdict(row, other, "the best landmark at equal or lower MACs"))
     front = sorted((row for row in proxy if row.on_front), key=lambda r: r.target.macs)
-    seeds = sorted({len(row.accuracies) for row in proxy + final})
+    seed_counts = sorted({len(row.accuracies) for row in proxy + final})
 
     def rank_label(row: Confirmed) -> str:
         rank = ranks.get(row.target.arch)
@@ -125,7 +125,7 @@ def _study(name: str, stored: StoredRuns, degrees: Mapping[int, float]) -> Confi
         final_landmarks=_points(
             name, [r for r in final if r.target.is_landmark], degrees, "final", rank_label
         ),
-        about=_about(stored, seeds, tau, len(ranks)),
+        about=_about(stored, seed_counts, tau, len(ranks)),
         table=_table(proxy, final, ranks, proxy_by_trial),
         verdicts=tuple(verdicts),
         final_verdicts=tuple(final_verdicts),
@@ -209,11 +209,12 @@ def _click(study: str, rows: Sequence[Confirmed]) -> np.ndarray | None:
     return np.array([[study, row.target.trial] for row in rows], object)
 
 
-def _about(stored: StoredRuns, seeds: list[int], tau: float | None, ranked: int) -> str:
-    counts = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+def _about(stored: StoredRuns, seed_counts: list[int], tau: float | None, ranked: int) -> str:
+    low, high = seed_counts[0], seed_counts[-1]
+    counts = f"{low}" if low == high else f"{low} to {high}"
     text = (
         f"{len(stored.proxy)} networks confirmed at the search's budget, {counts} "
-        f"seed{'s' * (seeds != [1])} each (the search's own run left out of the means)"
+        f"seed{'s' * (seed_counts != [1])} each (the search's own run left out of the means)"
     )
     if stored.epochs is not None:
         text += (
@@ -266,7 +267,7 @@ def confirmed_overlay(
     return IntervalPoints(
         x=x[keep],
         labels=("",) * int(keep.sum()),
-        hover=tuple(np.array([h for p in parts for h in p.hover], object)[keep]),
+        hover=tuple(h for h, kept in zip((h for p in parts for h in p.hover), keep) if kept),
         click=click[keep],
         **joined,
     )

@@ -8,17 +8,19 @@ carries its 95% t interval over seeds as an error bar.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import plotly.graph_objects as go
 
-from dashboard.confirm_data import ConfirmedData, IntervalPoints
+from dashboard.confirm_data import ConfirmedData, ConfirmedStudy
 from dashboard.figures import (
     COST_LABELS,
     STUDY_COLORS,
     STUDY_SYMBOLS,
     decoupling_coloraxis,
-    plot_text,
     plot_title,
 )
+from dashboard.plot_types import IntervalPoints, plot_text
 
 
 def _interval_trace(points: IntervalPoints, name: str, symbol: str, size: int) -> go.Scatter:
@@ -70,6 +72,15 @@ def _add_networks(
             figure.add_trace(_interval_trace(points, name, marker, size))
 
 
+def _styled(data: ConfirmedData) -> Iterator[tuple[ConfirmedStudy, str, str, str]]:
+    """Each study with its legend prefix (when several), marker symbol and line colour."""
+    several = len(data.studies) > 1
+    for index, study in enumerate(data.studies):
+        prefix = f"{plot_text(study.study)}: " if several else ""
+        symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
+        yield study, prefix, symbol, STUDY_COLORS[index % len(STUDY_COLORS)]
+
+
 def confirmed_figure(data: ConfirmedData) -> go.Figure:
     """Confirmed validation accuracy (mean ± 95% t interval over seeds) against MACs: the
     searched points and the landmarks, the front of the means as a step line, and each
@@ -79,11 +90,7 @@ def confirmed_figure(data: ConfirmedData) -> go.Figure:
         data: what to draw, from `dashboard.confirm_data.confirmed_data`.
     """
     figure = go.Figure()
-    several = len(data.studies) > 1
-    for index, study in enumerate(data.studies):
-        prefix = f"{plot_text(study.study)}: " if several else ""
-        symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
-        color = STUDY_COLORS[index % len(STUDY_COLORS)]
+    for study, prefix, symbol, color in _styled(data):
         runs = study.search_runs
         figure.add_trace(
             go.Scatter(
@@ -116,10 +123,7 @@ def final_figure(data: ConfirmedData) -> go.Figure:
         data: what to draw, from `dashboard.confirm_data.confirmed_data`.
     """
     figure = go.Figure()
-    several = len(data.studies) > 1
-    for index, study in enumerate(data.studies):
-        prefix = f"{plot_text(study.study)}: " if several else ""
-        symbol = STUDY_SYMBOLS[index % len(STUDY_SYMBOLS)]
+    for study, prefix, symbol, _ in _styled(data):
         searched, landmarks = study.final_searched, study.final_landmarks
         _add_networks(figure, searched, landmarks, prefix, symbol, "final test")
     note = "labels: rank by confirmed proxy mean → rank by final test mean (1 the most accurate)"
