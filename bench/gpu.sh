@@ -12,6 +12,8 @@
 #   OUT=/tmp/gpu bash bench/gpu.sh                       # on the GPU machine (carry .gpu_pack)
 #   OUT=/tmp/gpu bash bench/gpu.sh --device cpu --quick  # the CPU rehearsal (CI runs it)
 #   bash bench/gpu.sh --only search                      # rerun some stages (env always runs)
+#   bash bench/gpu.sh --only concurrency,search --counts 1,4,8,16 --search-seconds 300
+#                                                        # the 200-trial search run to its end
 #
 # Each stage has a time limit; one that fails or runs out of time is reported and the others
 # still run, but the script then exits 1 (2 for bad options). A failed `env` stops at once.
@@ -19,20 +21,30 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: bash bench/gpu.sh [--device cuda|cpu] [--quick] [--only STAGE,...]" >&2; }
+usage() {
+  echo "usage: bash bench/gpu.sh [--device cuda|cpu] [--quick] [--only STAGE,...]" \
+    "[--counts N,N,...] [--search-seconds S]" >&2
+}
 DEVICE=cuda
 QUICK=()
 ONLY=env,throughput,autotune,concurrency,search
+COUNTS=1,2,4,8
+SEARCH_S=90
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="${2:-}"; shift 2 || { usage; exit 2; } ;;
     --quick) QUICK=(--quick); shift ;;
     --only) ONLY="env,${2:-}"; shift 2 || { usage; exit 2; } ;;
+    --counts) COUNTS="${2:-}"; shift 2 || { usage; exit 2; } ;;
+    --search-seconds) SEARCH_S="${2:-}"; shift 2 || { usage; exit 2; } ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown option $1" >&2; usage; exit 2 ;;
   esac
 done
 case "$DEVICE" in cpu|cuda|cuda:[0-9]*) ;; *) echo "error: --device must be cuda or cpu" >&2; exit 2 ;; esac
+[[ "$COUNTS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "error: --counts must be like 1,2,4,8" >&2; exit 2; }
+[[ "$SEARCH_S" =~ ^[1-9][0-9]*$ ]] || { echo "error: --search-seconds must be a whole number of seconds" >&2; exit 2; }
+NCOUNTS=$(($(tr -cd , <<< "$COUNTS" | wc -c) + 1))
 for stage in ${ONLY//,/ }; do
   case "$stage" in env|throughput|autotune|concurrency|search) ;;
     *) echo "error: unknown stage $stage (env, throughput, autotune, concurrency, search)" >&2
@@ -63,9 +75,10 @@ fi
 if [ -d "$PACK/fashion-mnist" ]; then export NAS_DATA_DIR="$PWD/$PACK/fashion-mnist"; fi
 export NAS_NO_DOWNLOAD=1
 
-# Time limits in seconds: their sum (480) is the most device time one call can take. The CPU
+# Time limits in seconds: their sum (480 by default) is the most device time one call can take;
+# concurrency's 30 s a process count; the search's is its run time plus what stopping it and reading it back take. The CPU
 # rehearsal checks the logic, not the speed: 3x as long, for a busy CI machine.
-declare -A LIMIT=([env]=45 [throughput]=130 [autotune]=60 [concurrency]=120 [search]=125)
+declare -A LIMIT=([env]=45 [throughput]=130 [autotune]=60 [concurrency]=$((30 * NCOUNTS)) [search]=$((SEARCH_S + 35)))
 if [ "$DEVICE" = cpu ]; then for stage in "${!LIMIT[@]}"; do LIMIT[$stage]=$((3 * LIMIT[$stage])); done; fi
 STATUS="$WORK/stages.tsv"
 : > "$STATUS"
@@ -94,8 +107,8 @@ run_stage throughput "$PYTHON" bench/throughput.py "${COMMON[@]}" --precision bf
   --layouts channels_last,nchw --baselines plain --repeats 3 --images 8192 --attempts 1
 run_stage autotune "$PYTHON" bench/autotune.py "${COMMON[@]}"
 run_stage concurrency "$PYTHON" bench/concurrency.py "${COMMON[@]}" --precision bf16 \
-  --counts 1,2,4,8 --landmark inception_v1 --startup-s 16 --window 6
-run_stage search "$PYTHON" bench/gpu_search.py "${COMMON[@]}" --seconds 90 \
+  --counts "$COUNTS" --landmark inception_v1 --startup-s 16 --window 6
+run_stage search "$PYTHON" bench/gpu_search.py "${COMMON[@]}" --seconds "$SEARCH_S" \
   --workers-from "$WORK/concurrency_${DEVICE/:/}.json"
 
 "$PYTHON" bench/gpu_report.py "$WORK" "$OUT/gpu.md" || FAILED=1

@@ -578,7 +578,7 @@ def build_parser() -> OneLineParser:
         "--workers",
         default="auto",
         help="processes on this machine splitting the runs: a number, or auto (the default: "
-        "one per core on a CPU, fewer if memory is short; one on a GPU)",
+        "one per core, fewer if memory is short; on a GPU at most 16, 2 GiB of its memory each)",
     )
     add_study_data_options(parser)
     add_device_option(parser)

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         default="auto",
         help="parallel worker processes on this machine: a number, or auto (the default: one "
-        "per core on a CPU, fewer if memory is short; one on a GPU: give more to share it)",
+        "per core, fewer if memory is short; on a GPU at most 16, 2 GiB of its memory each)",
     )
     add_seed_option(parser)
     parser.add_argument(

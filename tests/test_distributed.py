@@ -82,8 +82,13 @@ def database_down(name: str):
     """The database refuses connections and loses the ones it had; back on leaving."""
     with _admin() as admin:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        # Only our own role's client connections (the workers'): a background process of the
+        # server's, such as an autovacuum worker on the fresh database, is not ours to end.
         admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+            " AND usename = current_user AND backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid()",
+            (name,),
         )
     try:
         yield

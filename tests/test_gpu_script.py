@@ -56,7 +56,9 @@ def stage_states(report: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_cpu_rehearsal_runs_every_stage_and_reports(tmp_path):
-    result, out = run_script(tmp_path, "--device", "cpu", "--quick")
+    # --counts and --search-seconds reach their stages (--quick keeps two counts, at most 20 s).
+    options = ("--device", "cpu", "--quick", "--counts", "2,1", "--search-seconds", "15")
+    result, out = run_script(tmp_path, *options)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     report = (out / "gpu.md").read_text()
     assert stage_states(report) == dict.fromkeys(
@@ -75,8 +77,9 @@ def test_cpu_rehearsal_runs_every_stage_and_reports(tmp_path):
             assert row[f"{variant}_img_s"] > 0
     assert set(throughput["peak_matmul_macs_per_s"]) == {"bf16", "fp32"}
     concurrency = json.loads((out / "concurrency_cpu.json").read_text())
-    assert [row["processes"] for row in concurrency["concurrency"].values()] == [1, 2]
+    assert [row["processes"] for row in concurrency["concurrency"].values()] == [2, 1]
     search = json.loads((out / "search_cpu.json").read_text())
+    assert search["seconds"] == 15
     assert search["result"]["finished"] >= 2
     assert search["workers_from"].startswith("best of")  # taken from the concurrency stage
     assert "200 trials: about" in report
@@ -147,7 +150,17 @@ def test_pack_wheels_install_offline_and_come_first(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "options", [("--device", "tpu"), ("--only", "warp"), ("--bogus",), ("--device",)]
+    "options",
+    [
+        ("--device", "tpu"),
+        ("--only", "warp"),
+        ("--bogus",),
+        ("--device",),
+        ("--counts", "1,x"),
+        ("--counts", "0,2"),
+        ("--search-seconds", "0"),
+        ("--search-seconds", "ten"),
+    ],
 )
 def test_bad_options_are_refused_with_exit_2(tmp_path, options):
     result, out = run_script(tmp_path, *options)
@@ -187,3 +200,31 @@ def test_search_stage_cut_by_its_time_limit_leaves_no_search_running(tmp_path):
     assert stage.wait(timeout=30) == 143
     time.sleep(1)
     assert _processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("finished, measured", [(200, True), (150, False)])
+def test_the_search_report_measures_200_trials_when_it_got_there(tmp_path, finished, measured):
+    import datetime
+
+    import optuna
+
+    from bench.gpu_search import read_back, report_lines
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="gpu", storage=storage, directions=["maximize"] * 2)
+    launched = datetime.datetime(2026, 12, 4, 18, 0, tzinfo=datetime.timezone.utc)
+    for i in range(finished):  # one every 3 s from 10 s on: 200 at 607 s
+        trial = optuna.trial.create_trial(values=[0.9, 1.0], user_attrs={"train_seconds": 2.0})
+        trial.datetime_start = launched
+        trial.datetime_complete = launched + datetime.timedelta(seconds=10 + 3 * i)
+        study.add_trial(trial)
+    result = read_back(storage, "gpu", launched.timestamp())
+    assert result["finished"] == finished
+    assert result["trials_per_minute"] == pytest.approx(20.0)
+    assert result["estimated_200_trials_s"] == pytest.approx(607.0)
+    # The record as the H200's run wrote it, with this result.
+    committed = json.loads((ROOT / "bench" / "results" / "gpu" / "search_cuda.json").read_text())
+    record = {**committed, "result": result}
+    lines = "\n".join(report_lines(record))
+    assert ("200 trials: 10.1 minutes, measured" in lines) is measured
+    assert ("200 trials: about 10.1 minutes, extrapolated" in lines) is not measured

@@ -232,15 +232,40 @@ def test_auto_workers_follow_the_cores_memory_trials_and_storage(
     assert run.workers == expected
 
 
-def test_auto_is_the_default_and_one_worker_on_a_gpu(monkeypatch):
+def test_auto_is_the_default_and_one_worker_per_core_on_a_cpu(monkeypatch):
     from nas._settings import worker_count
 
     monkeypatch.setattr("nas._settings.usable_cores", lambda: 8)
     monkeypatch.setattr("nas._settings.available_memory", lambda: 64 * 2**30)
     assert settings().workers == 8
-    assert worker_count("auto", "cuda", DEFAULT_STORAGE, 200) == 1
     assert worker_count("AUTO", "cpu", DEFAULT_STORAGE, 200) == 8
     assert worker_count("3", "cuda", DEFAULT_STORAGE, 200) == 3
+
+
+@pytest.mark.parametrize(
+    "cores, gpu_gib, device, expected",
+    [
+        (16, 141, "cuda", 16),  # the H200 measured: one per core
+        (64, 141, "cuda", 16),  # more cores than were ever measured on one GPU
+        (16, 8, "cuda:1", 4),  # a small card: its memory decides
+        (2, 141, "cuda", 2),
+        (16, 1, "cuda", 1),  # never fewer than one
+    ],
+)
+def test_auto_on_a_gpu_is_one_worker_per_core_within_its_memory(
+    monkeypatch, cores, gpu_gib, device, expected
+):
+    from nas._settings import worker_count
+
+    asked = []
+    monkeypatch.setattr("nas._settings.usable_cores", lambda: cores)
+    monkeypatch.setattr("nas._settings.available_memory", lambda: 256 * 2**30)
+    monkeypatch.setattr(
+        "nas._settings.gpu_memory", lambda name: asked.append(name) or int(gpu_gib * 2**30)
+    )
+    assert worker_count("auto", device, DEFAULT_STORAGE, 200) == expected
+    assert asked == [device]
+    assert worker_count("auto", device, DEFAULT_STORAGE, 3) == min(expected, 3)
 
 
 def test_the_pruner_is_named_and_no_prune_means_none():
