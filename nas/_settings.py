@@ -226,7 +226,7 @@ def worker_count(option: str | int, device: str, storage_url: str, trials: int) 
 
 
 def gpu_memory(device: str) -> int:
-    """Bytes of memory on a CUDA device ("cuda" or "cuda:N"); read without starting a context."""
+    """Bytes of memory on a CUDA device ("cuda" or "cuda:N"), as its properties give them."""
     import torch
 
     index = int(device.partition(":")[2] or 0)
