@@ -75,9 +75,9 @@ fi
 if [ -d "$PACK/fashion-mnist" ]; then export NAS_DATA_DIR="$PWD/$PACK/fashion-mnist"; fi
 export NAS_NO_DOWNLOAD=1
 
-# Time limits in seconds: their sum (480 by default) is the most device time one call can take;
-# concurrency's 30 s a process count; the search's is its run time plus what stopping it and reading it back take. The CPU
-# rehearsal checks the logic, not the speed: 3x as long, for a busy CI machine.
+# Time limits in seconds: their sum (480 by default) is the most device time one call can take.
+# Concurrency gets 30 s a process count; the search its run time plus 35 s to stop and read it
+# back. The CPU rehearsal checks the logic, not the speed: 3x as long, for a busy CI machine.
 declare -A LIMIT=([env]=45 [throughput]=130 [autotune]=60 [concurrency]=$((30 * NCOUNTS)) [search]=$((SEARCH_S + 35)))
 if [ "$DEVICE" = cpu ]; then for stage in "${!LIMIT[@]}"; do LIMIT[$stage]=$((3 * LIMIT[$stage])); done; fi
 STATUS="$WORK/stages.tsv"
